@@ -1,0 +1,14 @@
+// Package tlscheck implements the "mamori tlscheck" command.
+package tlscheck
+
+import (
+	"fmt"
+	"io"
+)
+
+// Run executes the command with args (without the command name) and returns
+// the process exit code.
+func Run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fmt.Fprintln(stderr, "mamori tlscheck: not yet available")
+	return 1
+}
