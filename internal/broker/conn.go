@@ -1,0 +1,554 @@
+package broker
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mamori-mqtt/mamori/internal/packet"
+	"github.com/mamori-mqtt/mamori/internal/topic"
+)
+
+// conn is one network connection. Its read loop runs in serve; outbound
+// bytes are appended to out by any goroutine (under outMu) and written by a
+// writer goroutine that exists only while there is something to write, so
+// an idle connection holds one goroutine and no buffers.
+type conn struct {
+	b  *Broker
+	nc net.Conn
+	l  *Listener
+	r  *packet.Reader
+
+	// Set during CONNECT, read-only afterwards.
+	version       packet.Version
+	info          ClientInfo
+	auth          Auth
+	sess          *session
+	keepAlive     time.Duration
+	clientRecvMax uint16
+	clientMaxPkt  int
+	clientAliasMx uint16
+	problemInfo   bool // client's Request Problem Information
+	will          *Message
+	willDelay     uint32
+	connectedAt   time.Time
+
+	// Owned by the read loop.
+	aliasIn map[uint16]string
+	pub     packet.Publish
+	ack     packet.Ack
+	matches []subscription
+	groups  []groupPick
+	touched []*conn
+	props   packet.Properties
+
+	outMu    sync.Mutex
+	out      []byte
+	spare    []byte
+	writing  bool
+	closing  bool // close once out is written
+	closed   bool
+	aliasOut map[string]uint16 // outbound topic aliases (MQTT 5), under outMu
+	dropped  uint64
+	kickMark atomic.Bool // queued in some publisher's touched list
+
+	closeOnce   sync.Once
+	closedCh    chan struct{} // closed by closeNow
+	normalClose bool          // DISCONNECT 0x00 received: no will
+	sendWill    bool          // DISCONNECT 0x04
+	takenOver   bool
+	closeReason string
+}
+
+func newConn(b *Broker, nc net.Conn, l *Listener) *conn {
+	c := &conn{b: b, nc: nc, l: l, closedCh: make(chan struct{})}
+	c.r = packet.NewReader(nc, b.opts.PreAuthMaxPacket)
+	return c
+}
+
+// serve runs the connection to its end.
+func (c *conn) serve() {
+	defer c.b.wg.Done()
+	defer c.l.active.Add(-1)
+	defer func() {
+		if v := recover(); v != nil {
+			c.b.stats.Panics.Add(1)
+			c.b.log.Error("panic in connection; closed", "remote", c.nc.RemoteAddr(), "client", c.info.ClientID,
+				"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			c.closeNow("internal error")
+		}
+		c.cleanup()
+	}()
+	if err := c.readConnect(); err != nil {
+		c.closeNow(err.Error())
+		return
+	}
+	err := c.readLoop()
+	c.endWithError(err)
+}
+
+// readConnect waits for CONNECT, within the connect deadline and a small
+// packet limit, so unauthenticated peers cannot hold resources
+// [MQTT-3.1.0-1].
+func (c *conn) readConnect() error {
+	_ = c.nc.SetReadDeadline(time.Now().Add(c.b.opts.ConnectTimeout))
+	for {
+		h, body, ok, err := c.r.Next()
+		if err != nil {
+			c.b.stats.ProtocolErrors.Add(1)
+			return fmt.Errorf("before CONNECT: %w", err)
+		}
+		if ok {
+			if h.Type != packet.CONNECT {
+				c.b.stats.ProtocolErrors.Add(1)
+				return fmt.Errorf("first packet is %v, not CONNECT", h.Type)
+			}
+			c.b.stats.BytesReceived.Add(uint64(h.Size()))
+			return c.handleConnect(body)
+		}
+		if err := c.r.Fill(); err != nil {
+			if isTimeout(err) {
+				return errors.New("no CONNECT within the connect timeout")
+			}
+			return err
+		}
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout() || errors.Is(err, os.ErrDeadlineExceeded)
+}
+
+// refuse answers a CONNECT with a failure and closes [MQTT-3.2.2-6].
+func (c *conn) refuse(code packet.ReasonCode, why string) error {
+	ack := packet.Connack{Code: code}
+	if c.version != packet.V5 {
+		ack.Code = packet.ReasonCode(packet.ConnackV3(code))
+	} else if why != "" {
+		ack.Props.Set(packet.PropReasonString)
+		ack.Props.ReasonString = []byte(why)
+	}
+	v := c.version
+	if v < packet.V31 || v > packet.V5 {
+		v = packet.V311
+	}
+	_ = c.nc.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	_, _ = c.nc.Write(ack.Append(nil, v))
+	return fmt.Errorf("connection refused: %v (%s)", code, why)
+}
+
+func (c *conn) handleConnect(body []byte) error {
+	var p packet.Connect
+	err := p.Decode(body)
+	c.version = p.Version
+	if err != nil {
+		if packet.CodeOf(err) == packet.ErrUnsupportedVersion && (p.Version >= packet.V31 && p.Version <= packet.V5 || p.Version > 5) {
+			return c.refuse(packet.ErrUnsupportedVersion, "unsupported protocol version") // [MQTT-3.1.2-2]
+		}
+		c.b.stats.ProtocolErrors.Add(1)
+		return fmt.Errorf("bad CONNECT: %w", err)
+	}
+	o := &c.b.opts
+	c.connectedAt = time.Now()
+	c.info = ClientInfo{ClientID: string(p.ClientID), Listener: c.l.Name, Remote: c.nc.RemoteAddr()}
+	if p.UsernameFlag {
+		c.info.Username = string(p.Username)
+	}
+	c.info.Anonymous = !p.UsernameFlag
+
+	if p.Version == packet.V5 {
+		if p.Props.Present(packet.PropAuthMethod) {
+			// No enhanced authentication method is supported [MQTT-4.12.0-1].
+			return c.refuse(packet.ErrBadAuthMethod, "authentication method not supported")
+		}
+		c.clientRecvMax = 65535
+		if p.Props.Present(packet.PropReceiveMaximum) {
+			c.clientRecvMax = p.Props.ReceiveMaximum
+		}
+		if p.Props.Present(packet.PropMaximumPacketSize) {
+			c.clientMaxPkt = int(p.Props.MaximumPacketSize)
+		}
+		c.clientAliasMx = p.Props.TopicAliasMaximum
+		c.problemInfo = !p.Props.Present(packet.PropRequestProblemInfo) || p.Props.RequestProblemInfo == 1
+	}
+
+	// Client identifier rules [MQTT-3.1.3-6] [MQTT-3.1.3-8].
+	assigned := false
+	if c.l.UseUsernameAsClientID && p.UsernameFlag {
+		c.info.ClientID = c.info.Username
+	}
+	if c.info.ClientID == "" {
+		if p.Version == packet.V31 || !o.AllowZeroLengthClientID || (p.Version == packet.V311 && !p.CleanStart) {
+			return c.refuse(packet.ErrClientIDNotValid, "empty client identifier not allowed")
+		}
+		var rnd [12]byte
+		_, _ = rand.Read(rnd[:])
+		c.info.ClientID = o.AutoIDPrefix + hex.EncodeToString(rnd[:])
+		assigned = true
+	}
+	if p.Version == packet.V31 && len(c.info.ClientID) > 23 {
+		return c.refuse(packet.ErrClientIDNotValid, "MQTT 3.1 client identifier longer than 23 characters")
+	}
+
+	// Keep alive [MQTT-3.1.2-24] and server keep alive [MQTT-3.2.2-21].
+	ka := p.KeepAlive
+	serverKA := false
+	if o.MaxKeepAlive > 0 && (ka == 0 || ka > o.MaxKeepAlive) {
+		if p.Version != packet.V5 {
+			return c.refuse(packet.ErrClientIDNotValid, "keep alive above max_keepalive")
+		}
+		ka = o.MaxKeepAlive
+		serverKA = true
+	}
+	c.keepAlive = time.Duration(ka) * time.Second
+
+	// Identity from the transport (TLS certificate) and authentication.
+	c.auth = c.l.Auth
+	if c.auth == nil {
+		c.auth = o.Auth
+	}
+	if c.l.Identity != nil {
+		name, ok, err := c.l.Identity(c.nc)
+		if err != nil || !ok {
+			why := "no usable client identity"
+			if err != nil {
+				why = err.Error()
+			}
+			c.b.stats.AuthFailures.Add(1)
+			return c.refuse(packet.ErrNotAuthorized, why)
+		}
+		c.info.Username, c.info.Anonymous, c.info.CertIdentity = name, false, true
+	}
+	if c.auth != nil {
+		if code := c.auth.Authenticate(&c.info, p.Password, p.PasswordFlag); code.IsError() {
+			c.b.stats.AuthFailures.Add(1)
+			return c.refuse(code, "authentication failed")
+		}
+	} else if c.info.Anonymous && !o.AllowAnonymous {
+		c.b.stats.AuthFailures.Add(1)
+		return c.refuse(packet.ErrNotAuthorized, "anonymous clients are not allowed")
+	}
+
+	// Will [MQTT-3.1.2-8] [MQTT-3.1.2-9].
+	if p.WillFlag {
+		wt := string(p.WillTopic)
+		if err := topic.ValidName(wt); err != nil {
+			return c.refuse(packet.ErrTopicNameInvalid, "will topic: "+err.Error())
+		}
+		if p.WillQoS > o.MaxQoS {
+			return c.refuse(packet.ErrQoSNotSupported, "will QoS above maximum QoS") // [MQTT-3.2.2-12]
+		}
+		if p.WillRetain && !o.RetainAvailable {
+			return c.refuse(packet.ErrRetainNotSupported, "retain not available") // [MQTT-3.2.2-13]
+		}
+		if p.WillProps.PayloadFormat == 1 && !packet.ValidUTF8(p.WillPayload) {
+			return c.refuse(packet.ErrPayloadFormatInvalid, "will payload is not UTF-8")
+		}
+		if c.auth != nil && !c.auth.Authorize(&c.info, wt, AccessWrite) {
+			return c.refuse(packet.ErrNotAuthorized, "will topic not authorized")
+		}
+		wp := packet.Publish{QoS: p.WillQoS, Retain: p.WillRetain, Payload: p.WillPayload, Props: p.WillProps}
+		c.will = newMessage(c.l.MountPoint+wt, &wp, c.info.ClientID, c.connectedAt)
+		c.willDelay = p.WillProps.WillDelay
+	}
+
+	// Session expiry: MQTT 5 from the property; MQTT 3 clean session 0 is a
+	// session that does not expire (unless persistent_client_expiration).
+	var expiry uint32
+	if p.Version == packet.V5 {
+		expiry = p.Props.SessionExpiry
+	} else if !p.CleanStart {
+		expiry = neverExpires
+		if d := o.PersistentClientExpiration; d > 0 {
+			expiry = uint32(min(d/time.Second, neverExpires-1))
+		}
+	}
+
+	present := c.b.attach(c, p.CleanStart, expiry)
+
+	ack := packet.Connack{SessionPresent: present}
+	if p.Version == packet.V5 {
+		pr := &ack.Props
+		if o.MaxInflightMessages < 65535 {
+			pr.Set(packet.PropReceiveMaximum)
+			pr.ReceiveMaximum = uint16(o.MaxInflightMessages)
+		}
+		if o.MaxTopicAlias > 0 {
+			pr.Set(packet.PropTopicAliasMaximum)
+			pr.TopicAliasMaximum = o.MaxTopicAlias
+		}
+		if o.MaxQoS < 2 {
+			pr.Set(packet.PropMaximumQoS)
+			pr.MaximumQoS = o.MaxQoS
+		}
+		if !o.RetainAvailable {
+			pr.Set(packet.PropRetainAvailable)
+		}
+		if o.MaxPacketSize > 0 {
+			pr.Set(packet.PropMaximumPacketSize)
+			pr.MaximumPacketSize = uint32(o.MaxPacketSize)
+		}
+		if assigned {
+			pr.Set(packet.PropAssignedClientID) // [MQTT-3.2.2-16]
+			pr.AssignedClientID = []byte(c.info.ClientID)
+		}
+		if serverKA {
+			pr.Set(packet.PropServerKeepAlive)
+			pr.ServerKeepAlive = ka
+		}
+	}
+	c.r.MaxSize = o.MaxPacketSize
+	// CONNACK goes out before anything the resumed session resends
+	// [MQTT-3.2.0-1]: attach queued nothing yet, start() does.
+	c.writePacket(&ack)
+	c.b.stats.TotalConnects.Add(1)
+	c.b.stats.Connections.Add(1)
+	if c.b.opts.ConnectionMessages {
+		c.b.log.Info(fmt.Sprintf("New client connected from %s as %s (p%d, c%d, k%d%s).",
+			hostOf(c.nc.RemoteAddr()), c.info.ClientID, p.Version, b2i(p.CleanStart), p.KeepAlive, userSuffix(&c.info)))
+	}
+	c.b.start(c)
+	return nil
+}
+
+func hostOf(a net.Addr) string {
+	if a == nil {
+		return "unknown"
+	}
+	host, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	return host + ":" + port
+}
+
+func b2i(v bool) int {
+	if v {
+		return 1
+	}
+	return 0
+}
+
+func userSuffix(ci *ClientInfo) string {
+	if ci.Username == "" {
+		return ""
+	}
+	return ", u'" + ci.Username + "'"
+}
+
+// readLoop reads packets until the connection ends. Every packet that one
+// read returned is handled before the next read, and the connections it
+// delivered to are flushed once after the batch.
+func (c *conn) readLoop() error {
+	for {
+		for {
+			h, body, ok, err := c.r.Next()
+			if err != nil {
+				return err
+			}
+			if !ok {
+				break
+			}
+			c.b.stats.BytesReceived.Add(uint64(h.Size()))
+			if err := c.handle(h, body); err != nil {
+				c.flushTouched()
+				return err
+			}
+			if len(c.touched) > 64 {
+				c.flushTouched()
+			}
+		}
+		c.flushTouched()
+		if c.r.Buffered() == 0 {
+			c.r.Release()
+		}
+		if c.keepAlive > 0 {
+			// [MQTT-3.1.2-24] one and a half times the keep alive.
+			_ = c.nc.SetReadDeadline(time.Now().Add(c.keepAlive * 3 / 2))
+		} else {
+			_ = c.nc.SetReadDeadline(time.Time{})
+		}
+		if err := c.r.Fill(); err != nil {
+			if isTimeout(err) {
+				return packet.ErrKeepAliveTimeout
+			}
+			return err
+		}
+	}
+}
+
+func (c *conn) handle(h packet.Header, body []byte) error {
+	switch h.Type {
+	case packet.PUBLISH:
+		if err := c.pub.Decode(h.Flags, body, c.version); err != nil {
+			return err
+		}
+		return c.onPublish(&c.pub)
+	case packet.PUBACK, packet.PUBREC, packet.PUBREL, packet.PUBCOMP:
+		if err := c.ack.Decode(h.Type, body, c.version); err != nil {
+			return err
+		}
+		return c.onAck(&c.ack)
+	case packet.SUBSCRIBE:
+		var s packet.Subscribe
+		if err := s.Decode(body, c.version); err != nil {
+			return err
+		}
+		return c.onSubscribe(&s)
+	case packet.UNSUBSCRIBE:
+		var u packet.Unsubscribe
+		if err := u.Decode(body, c.version); err != nil {
+			return err
+		}
+		return c.onUnsubscribe(&u)
+	case packet.PINGREQ:
+		if len(body) != 0 {
+			return packet.ErrMalformedPacket.With("PINGREQ with a body")
+		}
+		c.writePacket(packet.Pingresp{}) // [MQTT-3.12.4-1]
+		c.touch(c)
+		return nil
+	case packet.DISCONNECT:
+		var d packet.Disconnect
+		if err := d.Decode(body, c.version); err != nil {
+			return err
+		}
+		return c.onDisconnect(&d)
+	case packet.AUTH:
+		if c.version != packet.V5 {
+			return packet.ErrProtocol.With("AUTH before MQTT 5")
+		}
+		// No authentication method was negotiated, so any AUTH is a
+		// protocol error [MQTT-4.12.0-2]... [MQTT-3.15.2-1].
+		return packet.ErrProtocol.With("AUTH without an authentication method")
+	case packet.CONNECT:
+		return packet.ErrProtocol.With("second CONNECT") // [MQTT-3.1.0-2]
+	default:
+		return packet.ErrProtocol.With(h.Type.String() + " is not sent by clients")
+	}
+}
+
+func (c *conn) onDisconnect(d *packet.Disconnect) error {
+	if c.version == packet.V5 && d.Props.Present(packet.PropSessionExpiry) {
+		c.sess.mu.Lock()
+		zero := c.sess.expiry == 0
+		if !zero {
+			c.sess.expiry = d.Props.SessionExpiry
+		}
+		c.sess.mu.Unlock()
+		if zero && d.Props.SessionExpiry != 0 {
+			return packet.ErrProtocol.With("session expiry set on DISCONNECT after 0 in CONNECT") // [MQTT-3.14.2-2]
+		}
+	}
+	if d.Code == packet.DisconnectWithWill {
+		c.sendWill = true
+	} else {
+		c.normalClose = true // [MQTT-3.14.4-3] the will is discarded
+	}
+	return io.EOF
+}
+
+// endWithError closes the connection after the read loop stopped. Protocol
+// errors are answered with DISCONNECT and a reason code in MQTT 5
+// [MQTT-4.13.1-1]; MQTT 3 connections are just closed.
+func (c *conn) endWithError(err error) {
+	switch {
+	case err == nil || errors.Is(err, io.EOF) && (c.normalClose || c.sendWill):
+		c.closeNow("client disconnected")
+		return
+	case errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, io.ErrUnexpectedEOF):
+		c.closeNow("connection closed by peer")
+		return
+	}
+	code := packet.CodeOf(err)
+	if code == packet.ErrUnspecified {
+		// A network error, not a protocol one.
+		c.closeNow(err.Error())
+		return
+	}
+	if code != packet.ErrKeepAliveTimeout {
+		c.b.stats.ProtocolErrors.Add(1)
+	}
+	c.disconnect(code, packet.ReasonOf(err))
+}
+
+// disconnect sends DISCONNECT with code to an MQTT 5 client, then closes.
+func (c *conn) disconnect(code packet.ReasonCode, reason string) {
+	why := code.String()
+	if reason != "" {
+		why += ": " + reason
+	}
+	if c.version == packet.V5 && c.sess != nil {
+		d := packet.Disconnect{Code: code}
+		if reason != "" && c.problemInfo {
+			d.Props.Set(packet.PropReasonString)
+			d.Props.ReasonString = []byte(reason)
+		}
+		c.outMu.Lock()
+		c.closeReason = why
+		c.out = d.Append(c.out, c.version)
+		c.closing = true
+		c.outMu.Unlock()
+		c.kick()
+		// The writer closes after flushing; do not wait on a stuck peer.
+		time.AfterFunc(2*time.Second, func() { c.closeNow(why) })
+		return
+	}
+	c.closeNow(why)
+}
+
+// closeNow closes the network connection; the read loop then ends and
+// cleanup runs.
+func (c *conn) closeNow(why string) {
+	c.closeOnce.Do(func() {
+		c.outMu.Lock()
+		c.closed = true
+		if c.closeReason == "" {
+			c.closeReason = why
+		}
+		c.outMu.Unlock()
+		_ = c.nc.Close()
+		close(c.closedCh)
+	})
+}
+
+// cleanup runs once when serve ends: the session is detached, the will is
+// scheduled, and the connection leaves the broker.
+func (c *conn) cleanup() {
+	c.outMu.Lock()
+	closing := c.closing
+	c.outMu.Unlock()
+	if closing {
+		// Let the writer deliver the DISCONNECT it was given; disconnect's
+		// timer bounds the wait.
+		<-c.closedCh
+	}
+	c.closeNow("closed")
+	c.b.mu.Lock()
+	delete(c.b.conns, c)
+	c.b.mu.Unlock()
+	if c.sess == nil {
+		return
+	}
+	c.b.stats.Connections.Add(-1)
+	if c.b.opts.ConnectionMessages {
+		c.outMu.Lock()
+		why := c.closeReason
+		c.outMu.Unlock()
+		if c.normalClose {
+			c.b.log.Info(fmt.Sprintf("Client %s disconnected.", c.info.ClientID))
+		} else {
+			c.b.log.Info(fmt.Sprintf("Client %s closed its connection.", c.info.ClientID), "reason", why)
+		}
+	}
+	c.b.detach(c)
+}

@@ -1,0 +1,230 @@
+package broker
+
+import (
+	"time"
+
+	"github.com/mamori-mqtt/mamori/internal/packet"
+)
+
+// Outbound buffers larger than this are dropped once written, so a burst
+// does not leave a connection holding a large buffer forever.
+const keepOutCap = 16 << 10
+
+// writePacket encodes p onto the connection's output.
+func (c *conn) writePacket(p packet.Packet) {
+	c.outMu.Lock()
+	if !c.closed {
+		c.out = p.Append(c.out, c.version)
+	}
+	c.outMu.Unlock()
+}
+
+// writeAck encodes a bare acknowledgement onto the output.
+func (c *conn) writeAck(t packet.Type, id uint16) {
+	c.outMu.Lock()
+	if !c.closed {
+		c.out = packet.AppendAck(c.out, t, id)
+	}
+	c.outMu.Unlock()
+}
+
+// outFull reports whether the output holds more than MaxOutBytes: QoS 0
+// deliveries are then dropped and QoS>0 ones wait in the session queue.
+func (c *conn) outFull() bool {
+	c.outMu.Lock()
+	full := len(c.out) >= c.b.opts.MaxOutBytes
+	c.outMu.Unlock()
+	return full
+}
+
+// touch records that target has new output; the read loop flushes every
+// touched connection once per batch of packets instead of once per message.
+func (c *conn) touch(target *conn) {
+	if target.kickMark.CompareAndSwap(false, true) {
+		c.touched = append(c.touched, target)
+	}
+}
+
+func (c *conn) flushTouched() {
+	for i, t := range c.touched {
+		t.kickMark.Store(false)
+		t.kick()
+		c.touched[i] = nil
+	}
+	c.touched = c.touched[:0]
+}
+
+// kick starts the writer goroutine if there is output and none is running.
+func (c *conn) kick() {
+	c.outMu.Lock()
+	start := !c.writing && !c.closed && (len(c.out) > 0 || c.closing)
+	if start {
+		c.writing = true
+	}
+	c.outMu.Unlock()
+	if start {
+		go c.writeLoop()
+	}
+}
+
+// writeLoop writes the output until it is empty, swapping buffers so that
+// publishers keep appending while a write is in progress; everything queued
+// since the last write goes out in one system call.
+func (c *conn) writeLoop() {
+	for {
+		c.outMu.Lock()
+		if c.closed {
+			c.writing = false
+			c.out, c.spare = nil, nil
+			c.outMu.Unlock()
+			return
+		}
+		if len(c.out) == 0 {
+			c.writing = false
+			closing, why := c.closing, c.closeReason
+			if cap(c.out) > keepOutCap {
+				c.out = nil
+			}
+			c.spare = nil
+			c.outMu.Unlock()
+			if closing {
+				c.closeNow(why)
+				return
+			}
+			c.afterDrain()
+			return
+		}
+		buf := c.out
+		c.out = c.spare[:0]
+		c.spare = nil
+		c.outMu.Unlock()
+
+		_ = c.nc.SetWriteDeadline(time.Now().Add(c.b.opts.WriteTimeout))
+		n, err := c.nc.Write(buf)
+		c.b.stats.BytesSent.Add(uint64(n))
+		if err != nil {
+			c.closeNow("write failed: " + err.Error())
+			c.outMu.Lock()
+			c.writing = false
+			c.outMu.Unlock()
+			return
+		}
+		c.outMu.Lock()
+		if c.spare == nil && cap(buf) <= 4*keepOutCap {
+			c.spare = buf[:0]
+		}
+		c.outMu.Unlock()
+	}
+}
+
+// afterDrain lets the session move queued messages into the window once
+// the socket has taken everything.
+func (c *conn) afterDrain() {
+	s := c.sess
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	if s.conn == c && len(s.queue) > 0 {
+		s.pump(time.Now())
+	}
+	s.mu.Unlock()
+}
+
+// sendPublish encodes one PUBLISH for this connection. It applies the
+// outbound topic alias, the subscription identifier and the client's
+// Maximum Packet Size; a message too large for the client is not sent
+// [MQTT-3.1.2-24] (sendTooLarge). QoS 0 is dropped when the output is over
+// its limit (sendDropped). On a closed connection nothing is sent
+// (sendClosed): a QoS>0 message stays in flight for the next connection.
+func (c *conn) sendPublish(topicName string, payload []byte, props *packet.Properties,
+	qos byte, id uint16, retain, dup bool, subID uint32, expiry uint32, hasExpiry bool) sendResult {
+	p := packet.Publish{Dup: dup, QoS: qos, Retain: retain, PacketID: id, Payload: payload}
+	v5 := c.version == packet.V5
+	var ids [1]uint32
+	if v5 {
+		p.Props = *props
+		p.Props.SubscriptionIDs = nil
+		p.Props.Clear(packet.PropSubscriptionID)
+		if subID != 0 {
+			ids[0] = subID
+			p.Props.SubscriptionIDs = ids[:]
+			p.Props.Set(packet.PropSubscriptionID)
+		}
+		if hasExpiry {
+			p.Props.Set(packet.PropMessageExpiry)
+			p.Props.MessageExpiry = expiry
+		}
+	}
+	c.outMu.Lock()
+	defer c.outMu.Unlock()
+	if c.closed {
+		return sendClosed
+	}
+	if qos == 0 && len(c.out) >= c.b.opts.MaxOutBytes {
+		c.dropped++
+		c.b.stats.MessagesDropped.Add(1)
+		return sendDropped
+	}
+	aliasNew := false
+	if v5 && c.clientAliasMx > 0 {
+		if a, ok := c.aliasOut[topicName]; ok {
+			p.Props.Set(packet.PropTopicAlias)
+			p.Props.TopicAlias = a
+			topicName = ""
+		} else if len(c.aliasOut) < int(c.clientAliasMx) {
+			if c.aliasOut == nil {
+				c.aliasOut = make(map[string]uint16)
+			}
+			a := uint16(len(c.aliasOut) + 1)
+			p.Props.Set(packet.PropTopicAlias)
+			p.Props.TopicAlias = a
+			aliasNew = true
+			defer func() {
+				if aliasNew {
+					c.aliasOut[topicName] = a
+				}
+			}()
+		}
+	}
+	p.Topic = stringBytes(topicName)
+	if c.clientMaxPkt > 0 && p.Size(c.version) > c.clientMaxPkt {
+		aliasNew = false
+		c.b.stats.MessagesDropped.Add(1)
+		return sendTooLarge
+	}
+	c.out = p.Append(c.out, c.version)
+	c.b.stats.MessagesSent.Add(1)
+	c.b.stats.PublishSent.Add(1)
+	return sent
+}
+
+// sendResult is what sendPublish did with a message.
+type sendResult int
+
+const (
+	sent sendResult = iota
+	sendDropped
+	sendTooLarge
+	sendClosed
+)
+
+// sendOwned sends a broker-owned message (queued, retained, will, resumed).
+func (c *conn) sendOwned(om *outMsg, now time.Time) sendResult {
+	return c.sendOwnedFlags(om, now, false)
+}
+
+// sendOwnedDup retransmits an in-flight message with DUP set [MQTT-3.3.1-1].
+func (c *conn) sendOwnedDup(om *outMsg, now time.Time) sendResult {
+	return c.sendOwnedFlags(om, now, true)
+}
+
+func (c *conn) sendOwnedFlags(om *outMsg, now time.Time, dup bool) sendResult {
+	m := om.msg
+	var exp uint32
+	hasExp := !m.Expiry.IsZero()
+	if hasExp {
+		exp = m.remaining(now)
+	}
+	return c.sendPublish(m.Topic, m.Payload, &m.Props, om.qos, om.id, om.retain, dup, om.subID, exp, hasExp)
+}

@@ -1,0 +1,190 @@
+package broker
+
+import (
+	"time"
+
+	"sync"
+
+	"github.com/mamori-mqtt/mamori/internal/packet"
+)
+
+// neverExpires is the MQTT 5 session expiry interval meaning "never".
+const neverExpires = 0xFFFFFFFF
+
+// session is a client's state, which outlives its connections when the
+// session is persistent.
+type session struct {
+	id string
+	b  *Broker
+
+	mu      sync.Mutex
+	conn    *conn // nil while the client is offline
+	version packet.Version
+	subs    map[string]subOpts // by full filter, "$share/..." included
+	expiry  uint32             // session expiry interval, seconds
+
+	nextID   uint16
+	inflight map[uint16]*outMsg // outbound QoS>0 awaiting PUBACK/PUBREC/PUBCOMP
+	queue    []*outMsg          // outbound QoS>0 waiting for a window slot
+	qBytes   int
+	incoming map[uint16]struct{} // inbound QoS 2 ids between PUBREC and PUBREL
+
+	expireTimer *time.Timer
+	willTimer   *time.Timer
+	will        *Message // pending delayed will
+	gone        bool     // removed from the broker
+}
+
+// subOpts records a session's subscription for resubscription checks,
+// unsubscribe-all and persistence.
+type subOpts struct {
+	packet.Subscription
+	subID uint32
+}
+
+// outMsg is one outbound QoS>0 delivery (or a queued QoS 0 one).
+type outMsg struct {
+	msg    *Message
+	qos    byte
+	retain bool
+	subID  uint32
+	id     uint16
+	seq    uint64 // order of first transmission, for redelivery [MQTT-4.6.0-1]
+	rel    bool   // PUBREC received, PUBREL sent: awaiting PUBCOMP
+}
+
+func newSession(b *Broker, id string) *session {
+	return &session{
+		id:       id,
+		b:        b,
+		subs:     make(map[string]subOpts),
+		inflight: make(map[uint16]*outMsg),
+		incoming: make(map[uint16]struct{}),
+	}
+}
+
+// allocID returns a packet identifier not in use for an outbound flow
+// [MQTT-2.2.1-4]. Caller holds s.mu and has checked the window.
+func (s *session) allocID() uint16 {
+	for {
+		s.nextID++
+		if s.nextID == 0 {
+			s.nextID = 1
+		}
+		if _, used := s.inflight[s.nextID]; !used {
+			return s.nextID
+		}
+	}
+}
+
+func (s *session) stopTimers() {
+	if s.expireTimer != nil {
+		s.expireTimer.Stop()
+		s.expireTimer = nil
+	}
+	if s.willTimer != nil {
+		s.willTimer.Stop()
+		s.willTimer = nil
+	}
+}
+
+// window is the number of outbound QoS>0 messages allowed in flight: the
+// smaller of the client's Receive Maximum and max_inflight_messages.
+func (s *session) window() int {
+	w := s.b.opts.MaxInflightMessages
+	if c := s.conn; c != nil && c.clientRecvMax > 0 && int(c.clientRecvMax) < w {
+		w = int(c.clientRecvMax)
+	}
+	return w
+}
+
+// enqueue queues an outbound message, honouring max_queued_messages and
+// max_queued_bytes; a message that does not fit is dropped and counted.
+// Caller holds s.mu.
+func (s *session) enqueue(om *outMsg) bool {
+	o := &s.b.opts
+	size := len(om.msg.Payload) + len(om.msg.Topic)
+	if (o.MaxQueuedMessages > 0 && len(s.queue) >= o.MaxQueuedMessages) ||
+		(o.MaxQueuedBytes > 0 && s.qBytes+size > o.MaxQueuedBytes) {
+		s.b.stats.MessagesDropped.Add(1)
+		return false
+	}
+	s.queue = append(s.queue, om)
+	s.qBytes += size
+	return true
+}
+
+// pump moves queued messages into the in-flight window and onto the wire
+// while there is room. Caller holds s.mu.
+func (s *session) pump(now time.Time) {
+	c := s.conn
+	if c == nil {
+		return
+	}
+	w := s.window()
+	n := 0
+	for n < len(s.queue) && len(s.inflight) < w {
+		if c.outFull() {
+			break
+		}
+		om := s.queue[n]
+		n++
+		s.qBytes -= len(om.msg.Payload) + len(om.msg.Topic)
+		if om.msg.expired(now) {
+			continue
+		}
+		if om.qos == 0 {
+			c.sendOwned(om, now)
+			continue
+		}
+		om.id = s.allocID()
+		om.seq = s.b.nextSeq()
+		s.inflight[om.id] = om
+		if c.sendOwned(om, now) == sendTooLarge {
+			delete(s.inflight, om.id)
+		}
+	}
+	if n > 0 {
+		copy(s.queue, s.queue[n:])
+		for i := len(s.queue) - n; i < len(s.queue); i++ {
+			s.queue[i] = nil
+		}
+		s.queue = s.queue[:len(s.queue)-n]
+		if len(s.queue) == 0 && cap(s.queue) > 1024 {
+			s.queue = nil
+		}
+		c.kick()
+	}
+}
+
+// resend retransmits in-flight messages on a resumed session, in their
+// original order, PUBLISH with DUP set or PUBREL [MQTT-4.4.0-1].
+// Caller holds s.mu.
+func (s *session) resend(now time.Time) {
+	c := s.conn
+	if c == nil || len(s.inflight) == 0 {
+		return
+	}
+	list := make([]*outMsg, 0, len(s.inflight))
+	for _, om := range s.inflight {
+		list = append(list, om)
+	}
+	sortBySeq(list)
+	for _, om := range list {
+		if om.rel {
+			c.writeAck(packet.PUBREL, om.id)
+			continue
+		}
+		c.sendOwnedDup(om, now)
+	}
+	c.kick()
+}
+
+func sortBySeq(l []*outMsg) {
+	// insertion sort: windows are small and mostly ordered already
+	for i := 1; i < len(l); i++ {
+		for j := i; j > 0 && l[j].seq < l[j-1].seq; j-- {
+			l[j], l[j-1] = l[j-1], l[j]
+		}
+	}
+}
