@@ -1,0 +1,188 @@
+package broker
+
+import (
+	"testing"
+	"time"
+
+	"github.com/mamori-mqtt/mamori/internal/packet"
+)
+
+func v5Session(t *testing.T, addr, id string, expiry uint32, mod func(*packet.Connect)) (*rawClient, *packet.Connack) {
+	t.Helper()
+	c := dialRaw(t, addr, packet.V5)
+	p := &packet.Connect{ClientID: []byte(id), KeepAlive: 60}
+	p.Props.Set(packet.PropSessionExpiry)
+	p.Props.SessionExpiry = expiry
+	if mod != nil {
+		mod(p)
+	}
+	return c, c.connect(p)
+}
+
+func TestMessageExpiryWhileQueued(t *testing.T) {
+	// A queued message past its expiry is not delivered, and the remaining
+	// interval is forwarded for the others [MQTT-3.3.2-5] [MQTT-3.3.2-6].
+	_, addr := startBroker(t, nil)
+	c, _ := v5Session(t, addr, "exp", 300, nil)
+	c.subscribe(1, "e/#", 1)
+	c.send(&packet.Disconnect{})
+	c.expectClosed()
+	pub := connectOK(t, addr, packet.V5, "pub")
+	for i, secs := range []uint32{1, 100} {
+		p := &packet.Publish{QoS: 1, PacketID: uint16(i + 1), Topic: []byte("e/x"), Payload: []byte{byte('a' + i)}}
+		p.Props.Set(packet.PropMessageExpiry)
+		p.Props.MessageExpiry = secs
+		pub.send(p)
+		pub.recv()
+	}
+	time.Sleep(2100 * time.Millisecond)
+	c2, ack := v5Session(t, addr, "exp", 300, nil)
+	if !ack.SessionPresent {
+		t.Fatal("session lost")
+	}
+	m := c2.recvPublish()
+	if string(m.Payload) != "b" {
+		t.Fatalf("expired message delivered: %q", m.Payload)
+	}
+	if !m.Props.Present(packet.PropMessageExpiry) || m.Props.MessageExpiry > 98 || m.Props.MessageExpiry < 90 {
+		t.Fatalf("remaining expiry %d, want about 98", m.Props.MessageExpiry)
+	}
+}
+
+func TestSessionExpiry(t *testing.T) {
+	_, addr := startBroker(t, nil)
+	c, _ := v5Session(t, addr, "short", 1, nil)
+	c.subscribe(1, "s", 1)
+	c.nc.Close()
+	time.Sleep(1500 * time.Millisecond)
+	_, ack := v5Session(t, addr, "short", 1, nil)
+	if ack.SessionPresent {
+		t.Fatal("session survived its expiry interval")
+	}
+	// With expiry 0, the session ends at disconnect [MQTT-3.1.2-23].
+	z, _ := v5Session(t, addr, "zero", 0, nil)
+	z.subscribe(1, "s", 1)
+	z.send(&packet.Disconnect{})
+	z.expectClosed()
+	_, ack = v5Session(t, addr, "zero", 0, nil)
+	if ack.SessionPresent {
+		t.Fatal("session with expiry 0 was kept")
+	}
+}
+
+func TestSessionExpiryOnDisconnectAfterZeroIsProtocolError(t *testing.T) {
+	// [MQTT-3.14.2-2]
+	_, addr := startBroker(t, nil)
+	c, _ := v5Session(t, addr, "z", 0, nil)
+	d := &packet.Disconnect{}
+	d.Props.Set(packet.PropSessionExpiry)
+	d.Props.SessionExpiry = 60
+	c.send(d)
+	if got := c.expectClosed(); got == nil || got.Code != packet.ErrProtocol {
+		t.Fatalf("want DISCONNECT 0x82, got %+v", got)
+	}
+}
+
+func TestOutboundTopicAlias(t *testing.T) {
+	_, addr := startBroker(t, nil)
+	sub, _ := v5Session(t, addr, "aliased", 0, func(p *packet.Connect) {
+		p.CleanStart = true
+		p.Props.Set(packet.PropTopicAliasMaximum)
+		p.Props.TopicAliasMaximum = 5
+	})
+	sub.subscribe(1, "long/topic/name", 0)
+	pub := connectOK(t, addr, packet.V5, "pub")
+	for range 2 {
+		pub.send(&packet.Publish{Topic: []byte("long/topic/name"), Payload: []byte("x")})
+	}
+	first := sub.recvPublish()
+	if string(first.Topic) != "long/topic/name" || first.Props.TopicAlias == 0 {
+		t.Fatalf("first: %s alias %d", first.Topic, first.Props.TopicAlias)
+	}
+	second := sub.recvPublish()
+	if len(second.Topic) != 0 || second.Props.TopicAlias != first.Props.TopicAlias {
+		t.Fatalf("second: %q alias %d", second.Topic, second.Props.TopicAlias)
+	}
+}
+
+func TestReceiveMaximumLimitsInflight(t *testing.T) {
+	// The broker sends no more unacknowledged QoS 1 messages than the
+	// client's Receive Maximum [MQTT-3.3.4-7].
+	_, addr := startBroker(t, nil)
+	sub, _ := v5Session(t, addr, "rm", 0, func(p *packet.Connect) {
+		p.CleanStart = true
+		p.Props.Set(packet.PropReceiveMaximum)
+		p.Props.ReceiveMaximum = 2
+	})
+	sub.subscribe(1, "rm", 1)
+	pub := connectOK(t, addr, packet.V5, "pub")
+	for i := range 5 {
+		pub.send(&packet.Publish{QoS: 1, PacketID: uint16(i + 1), Topic: []byte("rm"), Payload: []byte{byte('0' + i)}})
+		pub.recv()
+	}
+	a, b := sub.recvPublish(), sub.recvPublish()
+	sub.expectNothing(200 * time.Millisecond)
+	sub.send(&packet.Ack{Kind: packet.PUBACK, PacketID: a.PacketID})
+	if c := sub.recvPublish(); c.Payload[0] != '2' {
+		t.Fatalf("got %q after ack", c.Payload)
+	}
+	_ = b
+}
+
+func TestPayloadFormatInvalid(t *testing.T) {
+	_, addr := startBroker(t, nil)
+	pub := connectOK(t, addr, packet.V5, "pub")
+	p := &packet.Publish{QoS: 1, PacketID: 1, Topic: []byte("u"), Payload: []byte{0xff, 0xfe}}
+	p.Props.Set(packet.PropPayloadFormat)
+	p.Props.PayloadFormat = 1
+	pub.send(p)
+	a, ok := pub.recv().(*packet.Ack)
+	if !ok || a.Code != packet.ErrPayloadFormatInvalid {
+		t.Fatalf("want PUBACK 0x99, got %+v", a)
+	}
+}
+
+func TestSubscribeInvalidFilter(t *testing.T) {
+	for _, v := range versions {
+		_, addr := startBroker(t, nil)
+		c := connectOK(t, addr, v, "f")
+		sa := c.subscribe(1, "a/#/b", 0)
+		want := packet.ReasonCode(0x80)
+		if v == packet.V5 {
+			want = packet.ErrTopicFilterInvalid
+		}
+		if sa.Codes[0] != want {
+			t.Fatalf("v%v: code %v want %v", v, sa.Codes[0], want)
+		}
+	}
+}
+
+func TestUnsubscribe(t *testing.T) {
+	_, addr := startBroker(t, nil)
+	c := connectOK(t, addr, packet.V5, "u")
+	c.subscribe(1, "x", 0)
+	c.send(&packet.Unsubscribe{PacketID: 2, Filters: [][]byte{[]byte("x"), []byte("never")}})
+	ua, ok := c.recv().(*packet.Unsuback)
+	if !ok || ua.Codes[0] != packet.Success || ua.Codes[1] != packet.NoSubscriptionExisted {
+		t.Fatalf("got %+v", ua)
+	}
+	c.send(&packet.Publish{Topic: []byte("x"), Payload: []byte("1")})
+	c.expectNothing(150 * time.Millisecond)
+}
+
+func TestAuthMethodRefused(t *testing.T) {
+	_, addr := startBroker(t, nil)
+	c := dialRaw(t, addr, packet.V5)
+	p := &packet.Connect{ClientID: []byte("a"), CleanStart: true}
+	p.Props.Set(packet.PropAuthMethod)
+	p.Props.AuthMethod = []byte("SCRAM-SHA-1")
+	if ack := c.connect(p); ack.Code != packet.ErrBadAuthMethod {
+		t.Fatalf("got %v", ack.Code)
+	}
+	// AUTH without a negotiated method: protocol error.
+	c2 := connectOK(t, addr, packet.V5, "b")
+	c2.send(&packet.Auth{Code: packet.ReAuthenticate})
+	if d := c2.expectClosed(); d == nil || d.Code != packet.ErrProtocol {
+		t.Fatalf("got %+v", d)
+	}
+}
