@@ -20,6 +20,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/mamori-mqtt/mamori/internal/auth"
 	"github.com/mamori-mqtt/mamori/internal/broker"
 	"github.com/mamori-mqtt/mamori/internal/config"
 	"github.com/mamori-mqtt/mamori/internal/pki"
@@ -145,6 +146,15 @@ func daemonize(args []string, stderr io.Writer) int {
 
 func run(cfg *config.Config, log *slog.Logger, stdout io.Writer) int {
 	opts := brokerOptions(cfg, log)
+	ver, thr := auth.NewVerifier(auth.DefaultVerifierEntries), auth.NewThrottle()
+	if !cfg.PerListenerSettings {
+		a, err := newFileAuth(cfg.SecurityFor(nil), cfg.AnonymousAllowed(nil), ver, thr)
+		if err != nil {
+			log.Error(fmt.Sprintf("Error: %v", err))
+			return 3
+		}
+		opts.Auth = a
+	}
 	b, err := broker.New(opts)
 	if err != nil {
 		log.Error("cannot start broker", "err", err)
@@ -173,6 +183,14 @@ func run(cfg *config.Config, log *slog.Logger, stdout io.Writer) int {
 		}
 		bl := &broker.Listener{Name: listenerName(l), MountPoint: l.MountPoint,
 			UseUsernameAsClientID: l.UseUsernameAsClientID, MaxConnections: l.MaxConnections}
+		if cfg.PerListenerSettings {
+			a, err := newFileAuth(cfg.SecurityFor(l), cfg.AnonymousAllowed(l), ver, thr)
+			if err != nil {
+				ln.Close()
+				return fail("Error: %s: %v", l, err)
+			}
+			bl.Auth = a
+		}
 		if l.AutoCert || l.TLS.Enabled() {
 			tc, info, err := tlsConfig(l)
 			if err != nil {
