@@ -108,6 +108,11 @@ func Explain(err error, o ClientOptions, host string) string {
 		return fmt.Sprintf("TLS: cannot resolve %s: %v", dnsErr.Name, dnsErr.Err)
 	}
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) {
+		if he != nil && he.CertRequested && he.SentCert == nil {
+			// Asked for a certificate, sent none, and the server hung up:
+			// with TLS 1.3 its alert is often lost to the reset.
+			return explainCertRequired(he)
+		}
 		if he != nil && len(he.ServerCerts) > 0 {
 			// The server saw our certificate (or its absence) and hung up
 			// without saying why: most often a refused client certificate.
