@@ -114,8 +114,14 @@ type Listener struct {
 	// example the TLS client certificate); ok false refuses the client.
 	Identity func(net.Conn) (username string, ok bool, err error)
 	Auth     Auth // per-listener auth (per_listener_settings); nil: the broker's
+	// MaxQoS and MaxTopicAlias override the broker's when set (max_qos and
+	// max_topic_alias are listener options in mosquitto.conf).
+	MaxQoS        *byte
+	MaxTopicAlias *uint16
 
-	active atomic.Int64
+	active   atomic.Int64
+	authp    atomic.Pointer[authBox]
+	authOnce sync.Once
 }
 
 // subscription is what the topic tree stores per (client, filter).
@@ -147,6 +153,7 @@ type Broker struct {
 	ctx     context.Context
 	cancel  context.CancelFunc
 	seq     atomic.Uint64
+	authp   atomic.Pointer[authBox]
 }
 
 // Stats are the broker's counters, read with atomic loads.
@@ -205,6 +212,9 @@ func New(opts Options) (*Broker, error) {
 		started:  time.Now(),
 	}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
+	if opts.Auth != nil {
+		b.SetAuth(opts.Auth)
+	}
 	if err := b.st.LoadRetained(func(m *store.Message) {
 		if msg, err := messageFromStore(m); err == nil {
 			b.retained.Set(msg.Topic, msg)
@@ -229,6 +239,7 @@ func (b *Broker) Serve(ln net.Listener, l *Listener) error {
 	if l == nil {
 		l = &Listener{Name: ln.Addr().String()}
 	}
+	l.initAuth()
 	b.wg.Add(1)
 	defer b.wg.Done()
 	go func() {
@@ -285,6 +296,7 @@ func (b *Broker) ServeConn(nc net.Conn, l *Listener) {
 	if l == nil {
 		l = &Listener{Name: "conn"}
 	}
+	l.initAuth()
 	c := newConn(b, nc, l)
 	b.mu.Lock()
 	if b.closed {

@@ -30,14 +30,16 @@ type conn struct {
 	// Set during CONNECT, read-only afterwards.
 	version       packet.Version
 	info          ClientInfo
-	auth          Auth
 	sess          *session
 	keepAlive     time.Duration
 	clientRecvMax uint16
 	clientMaxPkt  int
 	clientAliasMx uint16
 	problemInfo   bool // client's Request Problem Information
-	will          *Message
+	will          *pendingWill
+	maxQoS        byte
+	maxAlias      uint16
+	ready         atomic.Bool // CONNACK sent
 	willDelay     uint32
 	connectedAt   time.Time
 
@@ -158,6 +160,13 @@ func (c *conn) handleConnect(body []byte) error {
 		return fmt.Errorf("bad CONNECT: %w", err)
 	}
 	o := &c.b.opts
+	c.maxQoS, c.maxAlias = o.MaxQoS, o.MaxTopicAlias
+	if c.l.MaxQoS != nil {
+		c.maxQoS = min(*c.l.MaxQoS, 2)
+	}
+	if c.l.MaxTopicAlias != nil {
+		c.maxAlias = *c.l.MaxTopicAlias
+	}
 	c.connectedAt = time.Now()
 	c.info = ClientInfo{ClientID: string(p.ClientID), Listener: c.l.Name, Remote: c.nc.RemoteAddr()}
 	if p.UsernameFlag {
@@ -212,10 +221,7 @@ func (c *conn) handleConnect(body []byte) error {
 	c.keepAlive = time.Duration(ka) * time.Second
 
 	// Identity from the transport (TLS certificate) and authentication.
-	c.auth = c.l.Auth
-	if c.auth == nil {
-		c.auth = o.Auth
-	}
+	a := c.authz()
 	if c.l.Identity != nil {
 		name, ok, err := c.l.Identity(c.nc)
 		if err != nil || !ok {
@@ -228,8 +234,8 @@ func (c *conn) handleConnect(body []byte) error {
 		}
 		c.info.Username, c.info.Anonymous, c.info.CertIdentity = name, false, true
 	}
-	if c.auth != nil {
-		if code := c.auth.Authenticate(&c.info, p.Password, p.PasswordFlag); code.IsError() {
+	if a != nil {
+		if code := a.Authenticate(&c.info, p.Password, p.PasswordFlag); code.IsError() {
 			c.b.stats.AuthFailures.Add(1)
 			return c.refuse(code, "authentication failed")
 		}
@@ -244,7 +250,7 @@ func (c *conn) handleConnect(body []byte) error {
 		if err := topic.ValidName(wt); err != nil {
 			return c.refuse(packet.ErrTopicNameInvalid, "will topic: "+err.Error())
 		}
-		if p.WillQoS > o.MaxQoS {
+		if p.WillQoS > c.maxQoS {
 			return c.refuse(packet.ErrQoSNotSupported, "will QoS above maximum QoS") // [MQTT-3.2.2-12]
 		}
 		if p.WillRetain && !o.RetainAvailable {
@@ -253,11 +259,11 @@ func (c *conn) handleConnect(body []byte) error {
 		if p.WillProps.PayloadFormat == 1 && !packet.ValidUTF8(p.WillPayload) {
 			return c.refuse(packet.ErrPayloadFormatInvalid, "will payload is not UTF-8")
 		}
-		if c.auth != nil && !c.auth.Authorize(&c.info, wt, AccessWrite) {
-			return c.refuse(packet.ErrNotAuthorized, "will topic not authorized")
-		}
+		// Like Mosquitto 2.0, a will topic the client may not publish to does
+		// not refuse the CONNECT: the will is checked when it is published.
 		wp := packet.Publish{QoS: p.WillQoS, Retain: p.WillRetain, Payload: p.WillPayload, Props: p.WillProps}
-		c.will = newMessage(c.l.MountPoint+wt, &wp, c.info.ClientID, c.connectedAt)
+		c.will = &pendingWill{msg: newMessage(c.l.MountPoint+wt, &wp, c.info.ClientID, c.connectedAt),
+			topic: wt, info: c.info, l: c.l}
 		c.willDelay = p.WillProps.WillDelay
 	}
 
@@ -282,13 +288,13 @@ func (c *conn) handleConnect(body []byte) error {
 			pr.Set(packet.PropReceiveMaximum)
 			pr.ReceiveMaximum = uint16(o.MaxInflightMessages)
 		}
-		if o.MaxTopicAlias > 0 {
+		if c.maxAlias > 0 {
 			pr.Set(packet.PropTopicAliasMaximum)
-			pr.TopicAliasMaximum = o.MaxTopicAlias
+			pr.TopicAliasMaximum = c.maxAlias
 		}
-		if o.MaxQoS < 2 {
+		if c.maxQoS < 2 {
 			pr.Set(packet.PropMaximumQoS)
-			pr.MaximumQoS = o.MaxQoS
+			pr.MaximumQoS = c.maxQoS
 		}
 		if !o.RetainAvailable {
 			pr.Set(packet.PropRetainAvailable)
@@ -316,6 +322,7 @@ func (c *conn) handleConnect(body []byte) error {
 		c.b.log.Info(fmt.Sprintf("New client connected from %s as %s (p%d, c%d, k%d%s).",
 			hostOf(c.nc.RemoteAddr()), c.info.ClientID, p.Version, b2i(p.CleanStart), p.KeepAlive, userSuffix(&c.info)))
 	}
+	c.ready.Store(true)
 	c.b.start(c)
 	return nil
 }

@@ -46,7 +46,7 @@ func (c *conn) onPublish(p *packet.Publish) error {
 	name := bytesString(p.Topic)
 	if p.Props.Present(packet.PropTopicAlias) {
 		a := p.Props.TopicAlias
-		if a > o.MaxTopicAlias {
+		if a > c.maxAlias {
 			return packet.ErrTopicAliasInvalid.With("topic alias above the maximum") // [MQTT-3.3.2-9]
 		}
 		if len(p.Topic) > 0 {
@@ -67,7 +67,7 @@ func (c *conn) onPublish(p *packet.Publish) error {
 	if err := topic.ValidName(name); err != nil {
 		return packet.ErrTopicNameInvalid.With(err.Error()) // [MQTT-3.3.2-2]
 	}
-	if p.QoS > o.MaxQoS {
+	if p.QoS > c.maxQoS {
 		return packet.ErrQoSNotSupported.With("QoS above maximum QoS") // [MQTT-3.2.2-11]
 	}
 	if p.Retain && !o.RetainAvailable {
@@ -98,7 +98,7 @@ func (c *conn) onPublish(p *packet.Publish) error {
 		code, why = packet.ErrPayloadFormatInvalid, "payload is not valid UTF-8" // [MQTT-3.3.2-4]
 	case strings.HasPrefix(name, "$SYS"):
 		code, why = packet.ErrNotAuthorized, "$SYS topics are published by the broker only"
-	case c.auth != nil && !c.auth.Authorize(&c.info, name, AccessWrite):
+	case !c.authorize(name, AccessWrite):
 		code, why = packet.ErrNotAuthorized, "not authorized to publish to "+name
 	}
 	if code == packet.Success {
@@ -231,7 +231,7 @@ func (b *Broker) deliver(from *conn, sub *subscription, in *inbound, shared bool
 	retain := sub.retainAsPublished && in.retain
 	s.mu.Lock()
 	c := s.conn
-	if c != nil && c.auth != nil && !c.auth.Authorize(&c.info, in.topic, AccessRead) {
+	if c != nil && !c.authorize(in.topic, AccessRead) {
 		s.mu.Unlock()
 		return
 	}

@@ -31,7 +31,7 @@ type session struct {
 
 	expireTimer *time.Timer
 	willTimer   *time.Timer
-	will        *Message // pending delayed will
+	will        *pendingWill // pending delayed will
 	gone        bool     // removed from the broker
 }
 

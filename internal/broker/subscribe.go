@@ -9,7 +9,6 @@ import (
 )
 
 func (c *conn) onSubscribe(p *packet.Subscribe) error {
-	o := &c.b.opts
 	var subID uint32
 	if len(p.Props.SubscriptionIDs) > 0 {
 		subID = p.Props.SubscriptionIDs[0]
@@ -40,11 +39,11 @@ func (c *conn) onSubscribe(p *packet.Subscribe) error {
 		if shared {
 			full = "$share/" + group + "/" + full
 		}
-		if c.auth != nil && !c.auth.Authorize(&c.info, c.l.MountPoint+inner, AccessSubscribe) {
+		if !c.authorize(c.l.MountPoint+inner, AccessSubscribe) {
 			codes[i] = c.failCode(packet.ErrNotAuthorized)
 			continue
 		}
-		qos := min(sub.QoS, o.MaxQoS)
+		qos := min(sub.QoS, c.maxQoS)
 		codes[i] = packet.ReasonCode(qos)
 		v := subscription{sess: s, qos: qos, noLocal: sub.NoLocal, retainAsPublished: sub.RetainAsPublished, subID: subID}
 		s.mu.Lock()
@@ -96,7 +95,7 @@ func (b *Broker) deliverOwned(from *conn, s *session, m *Message, qos byte, reta
 		s.mu.Unlock()
 		return
 	}
-	if c.auth != nil && !c.auth.Authorize(&c.info, m.Topic, AccessRead) {
+	if !c.authorize(m.Topic, AccessRead) {
 		s.mu.Unlock()
 		return
 	}
@@ -294,7 +293,21 @@ func (b *Broker) endSession(s *session) {
 	}
 }
 
-func (b *Broker) publishWill(m *Message) {
+// pendingWill is a will with who published it, checked against the ACL
+// when it is published, as Mosquitto 2.0 does.
+type pendingWill struct {
+	msg   *Message
+	topic string // without the mount point, as the client named it
+	info  ClientInfo
+	l     *Listener
+}
+
+func (b *Broker) publishWill(w *pendingWill) {
+	if a := b.authFor(w.l); a != nil && !a.Authorize(&w.info, w.topic, AccessWrite) {
+		b.log.Info("Will of " + w.info.ClientID + " to " + w.topic + " not published: not authorized")
+		return
+	}
+	m := w.msg
 	in := inbound{topic: m.Topic, payload: m.Payload, props: &m.Props, qos: m.QoS, retain: m.Retain,
 		from: m.From, now: time.Now(), msg: m}
 	if m.Retain {
