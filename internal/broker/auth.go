@@ -134,4 +134,3 @@ func subscribeCheckName(full string) string {
 	}
 	return full
 }
-

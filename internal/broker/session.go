@@ -32,7 +32,7 @@ type session struct {
 	expireTimer *time.Timer
 	willTimer   *time.Timer
 	will        *pendingWill // pending delayed will
-	gone        bool     // removed from the broker
+	gone        bool         // removed from the broker
 }
 
 // subOpts records a session's subscription for resubscription checks,

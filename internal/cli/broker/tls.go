@@ -65,4 +65,3 @@ func dataDir() (string, error) {
 	}
 	return filepath.Join(home, ".local", "share", "mamori"), nil
 }
-
