@@ -154,6 +154,7 @@ type Broker struct {
 	cancel  context.CancelFunc
 	seq     atomic.Uint64
 	authp   atomic.Pointer[authBox]
+	persist bool // the store keeps something: track queued messages in it
 }
 
 // Stats are the broker's counters, read with atomic loads.
@@ -215,11 +216,9 @@ func New(opts Options) (*Broker, error) {
 	if opts.Auth != nil {
 		b.SetAuth(opts.Auth)
 	}
-	if err := b.st.LoadRetained(func(m *store.Message) {
-		if msg, err := messageFromStore(m); err == nil {
-			b.retained.Set(msg.Topic, msg)
-		}
-	}); err != nil {
+	_, nop := b.st.(store.Nop)
+	b.persist = !nop
+	if err := b.restore(); err != nil {
 		return nil, err
 	}
 	if opts.SysInterval > 0 {

@@ -258,7 +258,7 @@ func (b *Broker) deliver(from *conn, sub *subscription, in *inbound, shared bool
 		return
 	}
 	om.id = s.allocID()
-	om.seq = b.nextSeq()
+	s.track(om)
 	s.inflight[om.id] = om
 	m := om.msg
 	var exp uint32
@@ -267,6 +267,7 @@ func (b *Broker) deliver(from *conn, sub *subscription, in *inbound, shared bool
 	}
 	if c.sendPublish(m.Topic, m.Payload, &m.Props, qos, om.id, retain, false, sub.subID, exp, !m.Expiry.IsZero()) == sendTooLarge {
 		delete(s.inflight, om.id) // too large for this client: treated as delivered
+		s.untrack(om)
 	}
 	s.mu.Unlock()
 	b.markTouched(from, c)
@@ -290,6 +291,7 @@ func (c *conn) onAck(a *packet.Ack) error {
 		om, ok := s.inflight[a.PacketID]
 		if ok && (a.Kind == packet.PUBACK) == (om.qos == 1) && (a.Kind == packet.PUBACK || om.rel) {
 			delete(s.inflight, a.PacketID)
+			s.untrack(om)
 			s.pump(now)
 		}
 		s.mu.Unlock()
@@ -299,7 +301,8 @@ func (c *conn) onAck(a *packet.Ack) error {
 		om, ok := s.inflight[a.PacketID]
 		if ok && om.qos == 2 {
 			if a.Code.IsError() {
-				delete(s.inflight, a.PacketID) // [MQTT-4.3.3-?] flow ends
+				delete(s.inflight, a.PacketID) // a failure in PUBREC ends the flow
+				s.untrack(om)
 				s.pump(now)
 			} else {
 				om.rel = true

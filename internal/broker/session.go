@@ -98,6 +98,33 @@ func (s *session) window() int {
 	return w
 }
 
+// track records a new outbound QoS>0 (or queued) message of a persistent
+// session in the store, so that it survives a restart. Caller holds s.mu.
+func (s *session) track(om *outMsg) {
+	if om.seq == 0 {
+		om.seq = s.b.nextSeq()
+	}
+	if !s.b.persist || s.expiry == 0 {
+		return
+	}
+	m := om.msg.toStore()
+	m.QoS, m.Retain, m.SubscriptionID = om.qos, om.retain, om.subID
+	if err := s.b.st.Enqueue(s.id, om.seq, m); err != nil {
+		s.b.log.Error("persisting a queued message failed", "client", s.id, "err", err)
+	}
+}
+
+// untrack removes a completed (acknowledged, dropped or expired) message
+// from the store. Caller holds s.mu.
+func (s *session) untrack(om *outMsg) {
+	if !s.b.persist || s.expiry == 0 {
+		return
+	}
+	if err := s.b.st.Dequeue(s.id, om.seq); err != nil {
+		s.b.log.Error("removing a delivered message from the store failed", "client", s.id, "err", err)
+	}
+}
+
 // enqueue queues an outbound message, honouring max_queued_messages and
 // max_queued_bytes; a message that does not fit is dropped and counted.
 // Caller holds s.mu.
@@ -109,6 +136,7 @@ func (s *session) enqueue(om *outMsg) bool {
 		s.b.stats.MessagesDropped.Add(1)
 		return false
 	}
+	s.track(om)
 	s.queue = append(s.queue, om)
 	s.qBytes += size
 	return true
@@ -131,17 +159,19 @@ func (s *session) pump(now time.Time) {
 		n++
 		s.qBytes -= len(om.msg.Payload) + len(om.msg.Topic)
 		if om.msg.expired(now) {
+			s.untrack(om)
 			continue
 		}
 		if om.qos == 0 {
 			c.sendOwned(om, now)
+			s.untrack(om)
 			continue
 		}
 		om.id = s.allocID()
-		om.seq = s.b.nextSeq()
 		s.inflight[om.id] = om
 		if c.sendOwned(om, now) == sendTooLarge {
 			delete(s.inflight, om.id)
+			s.untrack(om)
 		}
 	}
 	if n > 0 {

@@ -107,10 +107,11 @@ func (b *Broker) deliverOwned(from *conn, s *session, m *Message, qos byte, reta
 		s.enqueue(om)
 	default:
 		om.id = s.allocID()
-		om.seq = b.nextSeq()
+		s.track(om)
 		s.inflight[om.id] = om
 		if c.sendOwned(om, now) == sendTooLarge {
 			delete(s.inflight, om.id)
+			s.untrack(om)
 		}
 	}
 	s.mu.Unlock()

@@ -17,6 +17,9 @@ type Message struct {
 	Props  []byte
 	Expiry time.Time // zero: never expires
 	From   string
+	// SubscriptionID is the identifier of the subscription a queued message
+	// was matched by (MQTT 5), for the receiver.
+	SubscriptionID uint32
 }
 
 // Subscription is one stored subscription of a session.
