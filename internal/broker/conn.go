@@ -51,6 +51,7 @@ type conn struct {
 	groups  []groupPick
 	touched []*conn
 	props   packet.Properties
+	enc     encCache
 
 	outMu    sync.Mutex
 	out      []byte

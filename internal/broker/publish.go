@@ -21,6 +21,7 @@ type inbound struct {
 	now     time.Time
 	pub     *packet.Publish // source, for building msg
 	msg     *Message
+	enc     *encCache // shared encodings; nil: encode per receiver
 }
 
 func (in *inbound) owned() *Message {
@@ -108,8 +109,9 @@ func (c *conn) onPublish(p *packet.Publish) error {
 		}
 		c.props.Reset()
 		forwardable(&c.props, &p.Props, false)
+		c.enc.reset()
 		in := inbound{topic: full, payload: p.Payload, props: &c.props, qos: p.QoS, retain: p.Retain,
-			from: c.info.ClientID, now: time.Now(), pub: p}
+			from: c.info.ClientID, now: time.Now(), pub: p, enc: &c.enc}
 		if p.Retain {
 			c.b.retain(&in)
 		}
@@ -243,7 +245,13 @@ func (b *Broker) deliver(from *conn, sub *subscription, in *inbound, shared bool
 		return
 	}
 	if qos == 0 {
-		if c.sendPublish(in.topic, in.payload, in.props, 0, 0, retain, false, sub.subID, 0, false) == sent {
+		var res sendResult
+		if in.enc != nil && c.shareable(sub.subID) {
+			res = c.sendShared(in, 0, 0, retain)
+		} else {
+			res = c.sendPublish(in.topic, in.payload, in.props, 0, 0, retain, false, sub.subID, 0, false)
+		}
+		if res == sent {
 			s.mu.Unlock()
 			b.markTouched(from, c)
 			return
@@ -261,11 +269,18 @@ func (b *Broker) deliver(from *conn, sub *subscription, in *inbound, shared bool
 	s.track(om)
 	s.inflight[om.id] = om
 	m := om.msg
-	var exp uint32
-	if !m.Expiry.IsZero() {
-		exp = m.remaining(in.now)
+	var res sendResult
+	if in.enc != nil && c.shareable(sub.subID) {
+		// Sent at once: the remaining expiry equals what was received.
+		res = c.sendShared(in, qos, om.id, retain)
+	} else {
+		var exp uint32
+		if !m.Expiry.IsZero() {
+			exp = m.remaining(in.now)
+		}
+		res = c.sendPublish(m.Topic, m.Payload, &m.Props, qos, om.id, retain, false, sub.subID, exp, !m.Expiry.IsZero())
 	}
-	if c.sendPublish(m.Topic, m.Payload, &m.Props, qos, om.id, retain, false, sub.subID, exp, !m.Expiry.IsZero()) == sendTooLarge {
+	if res == sendTooLarge {
 		delete(s.inflight, om.id) // too large for this client: treated as delivered
 		s.untrack(om)
 	}

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -184,5 +185,55 @@ func TestAuthMethodRefused(t *testing.T) {
 	c2.send(&packet.Auth{Code: packet.ReAuthenticate})
 	if d := c2.expectClosed(); d == nil || d.Code != packet.ErrProtocol {
 		t.Fatalf("got %+v", d)
+	}
+}
+
+func TestSharedEncodingAcrossSubscribers(t *testing.T) {
+	// One encoding serves subscribers of the same family; packet ids are
+	// per receiver, and a v5 subscriber with a subscription id still gets it.
+	_, addr := startBroker(t, nil)
+	var subs []*rawClient
+	for i, v := range []packet.Version{packet.V311, packet.V311, packet.V5, packet.V5, packet.V31} {
+		c := connectOK(t, addr, v, fmt.Sprintf("s%d", i))
+		// Different in-flight states, so the ids the broker picks differ.
+		for k := 0; k < i; k++ {
+			c.subscribe(uint16(10+k), fmt.Sprintf("warm/%d", k), 1)
+		}
+		subs = append(subs, c)
+	}
+	s := &packet.Subscribe{PacketID: 1, Subs: []packet.Subscription{{Filter: []byte("enc/#"), QoS: 1}}}
+	s.Props.Set(packet.PropSubscriptionID)
+	s.Props.SubscriptionIDs = []uint32{9}
+	subs[3].send(s)
+	subs[3].recv()
+	for i, c := range subs {
+		if i != 3 {
+			c.subscribe(1, "enc/#", 1)
+		}
+	}
+	pub := connectOK(t, addr, packet.V5, "pub")
+	p := &packet.Publish{QoS: 1, PacketID: 1, Topic: []byte("enc/x"), Payload: []byte("same")}
+	p.Props.AddUser("a", "b")
+	pub.send(p)
+	pub.recv()
+	for i, c := range subs {
+		m := c.recvPublish()
+		if string(m.Payload) != "same" || m.QoS != 1 || m.PacketID == 0 {
+			t.Fatalf("sub %d: %+v", i, m)
+		}
+		if c.v == packet.V5 {
+			if u := m.Props.UserPairs(); len(u) != 1 {
+				t.Fatalf("sub %d: user properties %v", i, u)
+			}
+			hasID := len(m.Props.SubscriptionIDs) == 1 && m.Props.SubscriptionIDs[0] == 9
+			if hasID != (i == 3) {
+				t.Fatalf("sub %d: subscription ids %v", i, m.Props.SubscriptionIDs)
+			}
+		}
+		c.send(&packet.Ack{Kind: packet.PUBACK, PacketID: m.PacketID})
+		c.send(packet.Pingreq{})
+		if _, ok := c.recv().(packet.Pingresp); !ok {
+			t.Fatalf("sub %d: PUBACK for id %d not accepted", i, m.PacketID)
+		}
 	}
 }
