@@ -160,3 +160,27 @@ func TestPerListenerMaxQoS(t *testing.T) {
 		t.Fatalf("want DISCONNECT 0x9B, got %+v", d) // [MQTT-3.2.2-11]
 	}
 }
+
+type panicAuth struct{ testAuth }
+
+func (*panicAuth) Authenticate(ci *ClientInfo, _ []byte, _ bool) packet.ReasonCode {
+	if ci.Username == "boom" {
+		panic("injected failure")
+	}
+	return packet.Success
+}
+
+func TestPanicInOneConnectionIsContained(t *testing.T) {
+	b, addr := startBroker(t, func(o *Options) { o.Auth = &panicAuth{} })
+	other, _ := connectUser(t, addr, packet.V311, "other", "fine")
+	bad := dialRaw(t, addr, packet.V311)
+	bad.send(&packet.Connect{Version: packet.V311, ClientID: []byte("bad"), CleanStart: true, UsernameFlag: true, Username: []byte("boom")})
+	bad.expectClosed()
+	if got := b.Stats().Panics.Load(); got != 1 {
+		t.Fatalf("panics counted: %d", got)
+	}
+	other.send(packet.Pingreq{})
+	if _, ok := other.recv().(packet.Pingresp); !ok {
+		t.Fatal("other client affected")
+	}
+}
