@@ -1,0 +1,91 @@
+package interop
+
+import (
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// TestNoConfigServesVerifiedTLS starts the broker with no configuration,
+// as a new user does: it must create a local CA on first start, print its
+// path and a ready command line, and serve TLS on 127.0.0.1:8883 that
+// mamori's own client and mosquitto_sub verify with that CA and no
+// --insecure (issue 7). A second start reuses the same CA.
+func TestNoConfigServesVerifiedTLS(t *testing.T) {
+	if ln, err := net.Listen("tcp", "127.0.0.1:8883"); err != nil {
+		t.Fatalf("port 8883 is taken, so the no-configuration TLS listener cannot start: %v", err)
+	} else {
+		ln.Close()
+	}
+	data := t.TempDir()
+	start := func() (*proc, string) {
+		port := freePort(t)
+		cmd := exec.Command(mamoriBin, "broker", "-p", strconv.Itoa(port))
+		cmd.Env = append(os.Environ(), "MAMORI_DATA_DIR="+data, "GORACE=atexit_sleep_ms=0")
+		p := startProc(t, "mamori broker (no -c)", cmd, nil, true)
+		if !waitListening(t, p, port) {
+			t.Fatalf("broker could not bind port %d", port)
+		}
+		return p, strconv.Itoa(port)
+	}
+	p, plain := start()
+	caLine := regexp.MustCompile(`^Created the local CA for TLS on 127\.0\.0\.1:8883: (\S+)$`)
+	var caFile, try string
+	p.mu.Lock()
+	for _, l := range p.lines {
+		if m := caLine.FindStringSubmatch(l); m != nil {
+			caFile = m[1]
+		}
+		if strings.HasPrefix(l, "Try: mamori sub ") {
+			try = l
+		}
+	}
+	p.mu.Unlock()
+	if caFile == "" || try == "" {
+		t.Fatalf("the broker did not print the CA path and a command line; output: %v", p.lines)
+	}
+	if !strings.Contains(try, "--cafile "+caFile) || !strings.Contains(try, "-p 8883") {
+		t.Fatalf("printed command line %q does not use the CA %s on port 8883", try, caFile)
+	}
+	if _, err := os.Stat(caFile); err != nil {
+		t.Fatal(err)
+	}
+
+	// mamori's client, as printed (with a topic and a count), verifies the
+	// server by the name localhost without --insecure.
+	sub := startClient(t, "mamori sub", nil, []string{mamoriBin, "sub", "-h", "localhost", "-p", "8883",
+		"--cafile", caFile, "-t", "tls/check", "-C", "1", "-v", "-d"})
+	sub.waitLine("SUBACK")
+	mosq := startClient(t, "mosquitto_sub", nil, []string{"stdbuf", "-oL", "mosquitto_sub", "-h", "localhost",
+		"-p", "8883", "--cafile", caFile, "-t", "tls/check", "-C", "1", "-v", "-d"})
+	mosq.waitLine("SUBACK")
+	pub := exec.Command("mosquitto_pub", "-h", "127.0.0.1", "-p", plain, "-t", "tls/check", "-m", "verified")
+	if out, err := pub.CombinedOutput(); err != nil {
+		t.Fatalf("mosquitto_pub: %v\n%s", err, out)
+	}
+	sub.waitLine("tls/check verified")
+	mosq.waitLine("tls/check verified")
+
+	// A second start reuses the CA instead of making a new one.
+	p.stop(true)
+	sub.stop(false)
+	mosq.stop(false)
+	before, err := os.ReadFile(caFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p2, _ := start()
+	p2.waitLine("Using the local CA for TLS on 127.0.0.1:8883: " + caFile)
+	after, err := os.ReadFile(filepath.Clean(caFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(before) != string(after) {
+		t.Fatal("the local CA changed on the second start")
+	}
+}
