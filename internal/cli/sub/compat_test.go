@@ -18,9 +18,12 @@ import (
 	"github.com/mamori-mqtt/mamori/internal/cli/sub"
 )
 
-// The compatibility tests run each scenario twice against Debian's
-// mosquitto broker: once with mosquitto_pub/mosquitto_sub, once with
-// mamori's commands in-process, and compare output and exit codes.
+// The compatibility tests run each scenario twice — once with
+// mosquitto_pub/mosquitto_sub, once with mamori's commands in-process — and
+// compare output and exit codes. Every scenario runs against Debian's
+// mosquitto broker and against mamori's broker (the real binary, with the
+// same configuration file), so both the clients and the broker are held to
+// mosquitto's behaviour.
 
 const mosquittoBin = "/usr/sbin/mosquitto"
 
@@ -39,9 +42,40 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// startBroker runs mosquitto with an anonymous listener and one that
-// requires a password (alice/secret), stopped by PID when the test ends.
-func startBroker(t *testing.T) *broker {
+// brokerKinds are the brokers every compatibility scenario runs against.
+var brokerKinds = []string{"mosquitto", "mamori"}
+
+var (
+	buildOnce sync.Once
+	mamoriBin string
+	buildErr  error
+)
+
+// mamoriBinary builds ./cmd/mamori once for the test binary.
+func mamoriBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "mamori-compat-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		mamoriBin = filepath.Join(dir, "mamori")
+		cmd := exec.Command("go", "build", "-o", mamoriBin, "github.com/mamori-mqtt/mamori/cmd/mamori")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return mamoriBin
+}
+
+// startBroker runs the broker of the given kind with an anonymous listener
+// and one that requires a password (alice/secret), stopped by PID when the
+// test ends.
+func startBroker(t *testing.T, kind string) *broker {
 	t.Helper()
 	for _, bin := range []string{mosquittoBin, "mosquitto_pub", "mosquitto_sub", "mosquitto_passwd"} {
 		if _, err := exec.LookPath(bin); err != nil {
@@ -65,6 +99,10 @@ password_file %s
 	cf := filepath.Join(b.dir, "mosquitto.conf")
 	os.WriteFile(cf, []byte(conf), 0o600)
 	cmd := exec.Command(mosquittoBin, "-c", cf)
+	if kind == "mamori" {
+		cmd = exec.Command(mamoriBinary(t), "broker", "-c", cf)
+		cmd.Env = append(os.Environ(), "MAMORI_DATA_DIR="+filepath.Join(b.dir, "data"))
+	}
 	var log bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &log, &log
 	if err := cmd.Start(); err != nil {
@@ -83,7 +121,7 @@ password_file %s
 				break
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("mosquitto did not start: %s", log.String())
+				t.Fatalf("%s did not start: %s", kind, log.String())
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
@@ -202,7 +240,12 @@ func subst(args []string, repl map[string]string) []string {
 }
 
 func TestCompatPubSub(t *testing.T) {
-	b := startBroker(t)
+	for _, kind := range brokerKinds {
+		t.Run("broker="+kind, func(t *testing.T) { compatPubSub(t, startBroker(t, kind)) })
+	}
+}
+
+func compatPubSub(t *testing.T, b *broker) {
 	host := []string{"-h", "127.0.0.1", "-p", strconv.Itoa(b.port)}
 	cases := []struct {
 		name     string
@@ -314,7 +357,12 @@ func dropTimestamp(s string) string {
 }
 
 func TestCompatErrors(t *testing.T) {
-	b := startBroker(t)
+	for _, kind := range brokerKinds {
+		t.Run("broker="+kind, func(t *testing.T) { compatErrors(t, startBroker(t, kind)) })
+	}
+}
+
+func compatErrors(t *testing.T, b *broker) {
 	p, ap := strconv.Itoa(b.port), strconv.Itoa(b.authPort)
 	closed := strconv.Itoa(freePort(t))
 	cases := []struct {
@@ -392,7 +440,12 @@ func TestCompatErrors(t *testing.T) {
 }
 
 func TestCompatRR(t *testing.T) {
-	b := startBroker(t)
+	for _, kind := range brokerKinds {
+		t.Run("broker="+kind, func(t *testing.T) { compatRR(t, startBroker(t, kind)) })
+	}
+}
+
+func compatRR(t *testing.T, b *broker) {
 	host := []string{"-h", "127.0.0.1", "-p", strconv.Itoa(b.port)}
 	var got [2]result
 	for i, impl := range []string{"mosquitto", "mamori"} {
