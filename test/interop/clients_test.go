@@ -46,6 +46,9 @@ type session struct {
 	Count         int            `json:"count"` // messages to receive before ending
 	End           string         `json:"end"`   // "disconnect", "abort" (no DISCONNECT) or "hold"
 	Timeout       int            `json:"timeout"`
+	Username      *string        `json:"username,omitempty"`
+	Password      string         `json:"password,omitempty"`
+	ExpectRefused bool           `json:"expect_refused,omitempty"` // report a refused CONNECT as an event
 }
 
 // family is a client implementation.

@@ -59,6 +59,9 @@ def main():
         all_received.set()
 
     def on_connect(c, userdata, flags, rc, properties=None):
+        if code(rc) != 0 and spec.get("expect_refused"):
+            emit(event="refused", rc=code(rc))
+            os._exit(0)
         if code(rc) != 0:
             fail("connection refused: %s" % rc)
         emit(event="connected", session_present=bool(flags.get("session present")), rc=code(rc))
@@ -81,6 +84,9 @@ def main():
     client.on_connect = on_connect
     client.on_subscribe = on_subscribe
     client.on_message = on_message
+
+    if spec.get("username") is not None:
+        client.username_pw_set(spec["username"], spec.get("password"))
 
     will = spec.get("will")
     if will:
