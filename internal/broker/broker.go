@@ -2,9 +2,10 @@
 // authentication and authorization calls, sessions, routing, retained
 // messages, wills, takeover and $SYS.
 //
-// Lock order: Broker.mu (sessions map) → session.mu → conn.outMu. The
-// subscription tree's lock is never held while any of these is taken: its
-// match callbacks only copy subscriptions into a scratch slice.
+// Lock order: Broker.mu (sessions map) → session.mu → conn.outMu, and
+// Broker.mu → the subscription tree's lock. The tree's match callbacks take
+// no lock (they copy subscriptions into a scratch slice and read
+// session.isOnline), so deliveries happen after the tree is released.
 package broker
 
 import (

@@ -505,3 +505,34 @@ func TestSlowSubscriberQueueIsBounded(t *testing.T) {
 		t.Fatal("no QoS 0 message was dropped for the stalled subscriber")
 	}
 }
+
+func TestPublisherMatchCacheFollowsSubscriptionChanges(t *testing.T) {
+	_, addr := startBroker(t, nil)
+	pub := connectOK(t, addr, packet.V311, "pub")
+	a := connectOK(t, addr, packet.V311, "a")
+	a.subscribe(1, "mc/t", 0)
+	send := func(p string) {
+		pub.send(&packet.Publish{Topic: []byte("mc/t"), Payload: []byte(p)})
+		pub.send(packet.Pingreq{})
+		pub.recv()
+	}
+	send("1")
+	if m := a.recvPublish(); string(m.Payload) != "1" {
+		t.Fatal("a missed 1")
+	}
+	b := connectOK(t, addr, packet.V311, "b")
+	b.subscribe(1, "mc/#", 0)
+	send("2") // the cached match for mc/t must not hide b
+	for _, c := range []*rawClient{a, b} {
+		if m := c.recvPublish(); string(m.Payload) != "2" {
+			t.Fatalf("got %q", m.Payload)
+		}
+	}
+	a.send(&packet.Unsubscribe{PacketID: 2, Filters: [][]byte{[]byte("mc/t")}})
+	a.recv()
+	send("3")
+	if m := b.recvPublish(); string(m.Payload) != "3" {
+		t.Fatal("b missed 3")
+	}
+	a.expectNothing(150 * time.Millisecond)
+}

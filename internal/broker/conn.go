@@ -48,6 +48,7 @@ type conn struct {
 	pub     packet.Publish
 	ack     packet.Ack
 	matches []subscription
+	mcache  matchCache
 	groups  []groupPick
 	touched []*conn
 	props   packet.Properties

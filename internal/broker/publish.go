@@ -180,7 +180,23 @@ func (b *Broker) route(from *conn, in *inbound) {
 	var matches []subscription
 	var picks []groupPick
 	if from != nil {
+		// A publisher usually repeats its topics: reuse the last match of
+		// this topic while the subscription tree is unchanged (SPEC §10).
+		gen := b.subs.Generation()
+		if hit := from.mcache.get(gen, in.topic); hit != nil {
+			for i := range hit {
+				b.deliver(from, &hit[i], in, false)
+			}
+			return
+		}
 		matches, picks = from.matches[:0], from.groups[:0]
+		defer func() {
+			if len(picks) == 0 {
+				from.mcache.put(gen, in.topic, matches)
+			}
+			clear(matches)
+			from.matches, from.groups = matches[:0], picks[:0]
+		}()
 	}
 	b.subs.MatchAll(in.topic, func(_ string, s *subscription) {
 		matches = append(matches, *s)
@@ -195,10 +211,46 @@ func (b *Broker) route(from *conn, in *inbound) {
 			b.deliver(from, &picks[i].sub, in, true)
 		}
 	}
-	if from != nil {
-		clear(matches)
-		from.matches, from.groups = matches[:0], picks[:0]
+}
+
+// matchCache remembers a publisher's recent topic matches for one
+// generation of the subscription tree. Topics with shared subscriptions
+// are not cached, since each message picks a member anew.
+type matchCache struct {
+	gen uint64
+	m   map[string][]subscription
+}
+
+// maxCachedTopics bounds the cache of a publisher that uses many topics.
+const maxCachedTopics = 256
+
+func (mc *matchCache) get(gen uint64, topicName string) []subscription {
+	if mc.m == nil {
+		return nil
 	}
+	if mc.gen != gen {
+		clear(mc.m)
+		mc.gen = gen
+		return nil
+	}
+	return mc.m[topicName]
+}
+
+func (mc *matchCache) put(gen uint64, topicName string, subs []subscription) {
+	if len(subs) == 0 {
+		return // nothing to save: an empty match is cheap to redo
+	}
+	if mc.m == nil {
+		mc.m = make(map[string][]subscription)
+	}
+	if mc.gen != gen {
+		clear(mc.m)
+		mc.gen = gen
+	}
+	if len(mc.m) >= maxCachedTopics {
+		clear(mc.m)
+	}
+	mc.m[strings.Clone(topicName)] = append([]subscription(nil), subs...)
 }
 
 // pickMember chooses a shared-subscription member round-robin, preferring
@@ -216,12 +268,9 @@ func pickMember(g *topic.SharedGroup[subscription]) groupPick {
 	return groupPick{sub: *s, ok: true}
 }
 
-func (s *session) online() bool {
-	s.mu.Lock()
-	on := s.conn != nil
-	s.mu.Unlock()
-	return on
-}
+// online reports whether the session has a connection; it is read under
+// the subscription tree's lock, so it must not take s.mu.
+func (s *session) online() bool { return s.isOnline.Load() }
 
 // deliver sends or queues one message for one subscription.
 func (b *Broker) deliver(from *conn, sub *subscription, in *inbound, shared bool) {

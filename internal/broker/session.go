@@ -1,9 +1,9 @@
 package broker
 
 import (
-	"time"
-
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/mamori-mqtt/mamori/internal/packet"
 )
@@ -17,11 +17,13 @@ type session struct {
 	id string
 	b  *Broker
 
-	mu      sync.Mutex
-	conn    *conn // nil while the client is offline
-	version packet.Version
-	subs    map[string]subOpts // by full filter, "$share/..." included
-	expiry  uint32             // session expiry interval, seconds
+	mu   sync.Mutex
+	conn *conn // nil while the client is offline
+	// isOnline mirrors conn != nil for readers that cannot take mu.
+	isOnline atomic.Bool
+	version  packet.Version
+	subs     map[string]subOpts // by full filter, "$share/..." included
+	expiry   uint32             // session expiry interval, seconds
 
 	nextID   uint16
 	inflight map[uint16]*outMsg // outbound QoS>0 awaiting PUBACK/PUBREC/PUBCOMP

@@ -156,6 +156,7 @@ func (b *Broker) attach(c *conn, cleanStart bool, expiry uint32) (present bool) 
 		s.mu.Lock()
 		old = s.conn
 		s.conn = nil
+		s.isOnline.Store(false)
 		pendingWill := s.will
 		s.will = nil
 		s.stopTimers() // a new connection cancels a delayed will [MQTT-3.1.3-9]
@@ -181,6 +182,7 @@ func (b *Broker) attach(c *conn, cleanStart bool, expiry uint32) (present bool) 
 	}
 	s.mu.Lock()
 	s.conn = c
+	s.isOnline.Store(true)
 	s.version = c.version
 	s.expiry = expiry
 	s.mu.Unlock()
@@ -236,6 +238,7 @@ func (b *Broker) detach(c *conn) {
 		return
 	}
 	s.conn = nil
+	s.isOnline.Store(false)
 	expiry := s.expiry
 	if will != nil {
 		delay := min(c.willDelay, expiry)
