@@ -19,6 +19,9 @@ type encSlot struct {
 }
 
 func (e *encCache) reset() {
+	if cap(e.buf) > keepOutCap {
+		e.buf = nil // one large message must not pin a large buffer
+	}
 	e.buf = e.buf[:0]
 	e.slot = [2][3][2]encSlot{}
 }

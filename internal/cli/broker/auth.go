@@ -1,8 +1,10 @@
 package broker
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/mamori-mqtt/mamori/internal/auth"
@@ -12,35 +14,54 @@ import (
 )
 
 // fileAuth applies a Mosquitto security block: allow_anonymous,
-// password_file and acl_file.
+// password_file, acl_file, psk_file and clientid_prefixes. It is immutable:
+// a reload (SIGHUP) builds a new one and swaps it in with SetAuth.
 type fileAuth struct {
 	allowAnon bool
+	prefix    string // clientid_prefixes
 	pw        *auth.PasswordFile
 	acl       *auth.ACL
+	psk       *auth.PSKFile
 	ver       *auth.Verifier
 	thr       *auth.Throttle
 }
 
-var _ broker.Auth = (*fileAuth)(nil)
+var (
+	_ broker.Auth        = (*fileAuth)(nil)
+	_ broker.Revalidator = (*fileAuth)(nil)
+)
 
 // newFileAuth loads the files a security block names. ver and thr are
 // shared by all listeners so that a cache and the failure counts do not
 // depend on which port a client uses.
-func newFileAuth(sec *config.Security, allowAnon bool, ver *auth.Verifier, thr *auth.Throttle) (*fileAuth, error) {
-	a := &fileAuth{allowAnon: allowAnon, ver: ver, thr: thr}
+//
+// An error names the option's line in the configuration and, for a
+// malformed file, the file and line at fault, so a failed reload can say
+// exactly what to fix.
+func newFileAuth(sec *config.Security, allowAnon bool, prefix string, ver *auth.Verifier, thr *auth.Throttle) (*fileAuth, error) {
+	a := &fileAuth{allowAnon: allowAnon, prefix: prefix, ver: ver, thr: thr}
 	if sec.PasswordFile.IsSet() {
 		pw, err := auth.LoadPasswordFile(sec.PasswordFile.Path)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%s: password_file: %w", sec.PasswordFile.Pos, err)
 		}
 		a.pw = pw
 	}
 	if sec.ACLFile.IsSet() {
 		acl, err := auth.LoadACLFile(sec.ACLFile.Path)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%s: acl_file: %w", sec.ACLFile.Pos, err)
 		}
 		a.acl = acl
+	}
+	if sec.PSKFile.IsSet() {
+		// The TLS layer uses the identities; loading the file here makes a
+		// broken one fail the start or the reload like any other.
+		psk, err := auth.LoadPSKFile(sec.PSKFile.Path)
+		if err != nil {
+			return nil, fmt.Errorf("%s: psk_file: %w", sec.PSKFile.Pos, err)
+		}
+		a.psk = psk
 	}
 	return a, nil
 }
@@ -49,6 +70,10 @@ func newFileAuth(sec *config.Security, allowAnon bool, ver *auth.Verifier, thr *
 // is "not authorised" (CONNACK 5, or 0x87 in MQTT 5), and a client whose
 // identity comes from its certificate does not consult the password file.
 func (a *fileAuth) Authenticate(ci *broker.ClientInfo, password []byte, hasPassword bool) packet.ReasonCode {
+	if a.prefix != "" && !strings.HasPrefix(ci.ClientID, a.prefix) {
+		// clientid_prefixes: Mosquitto refuses other ids as not authorised.
+		return packet.ErrNotAuthorized
+	}
 	if ci.CertIdentity {
 		return packet.Success
 	}
@@ -74,6 +99,22 @@ func (a *fileAuth) Authenticate(ci *broker.ClientInfo, password []byte, hasPassw
 	}
 	a.thr.Success(addr)
 	return packet.Success
+}
+
+// Revalidate implements broker.Revalidator: after a reload, would this
+// client still be let in? As in Mosquitto, an anonymous client needs
+// allow_anonymous, and a client with a user name needs that user to still
+// be in the password file. The password itself is not re-verified: the
+// broker does not keep it after CONNECT, so a changed password applies from
+// the user's next connection.
+func (a *fileAuth) Revalidate(ci *broker.ClientInfo) bool {
+	if a.prefix != "" && !strings.HasPrefix(ci.ClientID, a.prefix) {
+		return false
+	}
+	if ci.Anonymous || a.pw == nil {
+		return a.allowAnon
+	}
+	return a.pw.Has(ci.Username)
 }
 
 // Authorize implements broker.Auth.
