@@ -255,6 +255,32 @@ func capitalize(s string) string {
 	return strings.ToUpper(s[:1]) + s[1:]
 }
 
+// LoadMessage reads the message of -f FILE or -s (whole stdin) into
+// c.Message, printing mosquitto's errors; -n leaves it empty. It reports
+// whether the command may go on.
+func (c *Config) LoadMessage(stdin io.Reader, stderr io.Writer) bool {
+	switch c.Mode {
+	case ModeFile:
+		b, err := os.ReadFile(c.File)
+		if err != nil {
+			c.Errf(stderr, "Error: Unable to open file \"%s\".\n", c.File)
+			c.Errf(stderr, "Error loading input file \"%s\".\n", c.File)
+			return false
+		}
+		c.Message = b
+	case ModeStdinFile:
+		b, err := io.ReadAll(stdin)
+		if err != nil {
+			c.Errf(stderr, "Error loading input from stdin.\n")
+			return false
+		}
+		c.Message = b
+	case ModeNull:
+		c.Message = nil
+	}
+	return true
+}
+
 // ReasonString is libmosquitto's wording of an MQTT 5 reason code.
 func ReasonString(r packet.ReasonCode) string {
 	if s, ok := reasonStrings[r]; ok {

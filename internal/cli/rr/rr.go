@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"time"
 
 	"github.com/mamori-mqtt/mamori/internal/cli/clientflags"
@@ -33,24 +32,8 @@ func Run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	cfg.PublishProps.Set(packet.PropResponseTopic)
 	cfg.PublishProps.ResponseTopic = []byte(cfg.ResponseTopic)
-	switch cfg.Mode {
-	case clientflags.ModeFile:
-		b, err := os.ReadFile(cfg.File)
-		if err != nil {
-			cfg.Errf(stderr, "Error: Unable to open file \"%s\".\n", cfg.File)
-			cfg.Errf(stderr, "Error loading input file \"%s\".\n", cfg.File)
-			return 1
-		}
-		cfg.Message = b
-	case clientflags.ModeStdinFile:
-		b, err := io.ReadAll(stdin)
-		if err != nil {
-			cfg.Errf(stderr, "Error loading input from stdin.\n")
-			return 1
-		}
-		cfg.Message = b
-	case clientflags.ModeNull:
-		cfg.Message = nil
+	if !cfg.LoadMessage(stdin, stderr) {
+		return 1
 	}
 
 	out := &clientflags.Output{W: stdout}
