@@ -43,14 +43,14 @@ func newFileAuth(sec *config.Security, allowAnon bool, prefix string, ver *auth.
 	if sec.PasswordFile.IsSet() {
 		pw, err := auth.LoadPasswordFile(sec.PasswordFile.Path)
 		if err != nil {
-			return nil, fmt.Errorf("%s: password_file: %w", sec.PasswordFile.Pos, err)
+			return nil, optionError(sec.PasswordFile.Pos, "password_file", err)
 		}
 		a.pw = pw
 	}
 	if sec.ACLFile.IsSet() {
 		acl, err := auth.LoadACLFile(sec.ACLFile.Path)
 		if err != nil {
-			return nil, fmt.Errorf("%s: acl_file: %w", sec.ACLFile.Pos, err)
+			return nil, optionError(sec.ACLFile.Pos, "acl_file", err)
 		}
 		a.acl = acl
 	}
@@ -59,11 +59,21 @@ func newFileAuth(sec *config.Security, allowAnon bool, prefix string, ver *auth.
 		// broken one fail the start or the reload like any other.
 		psk, err := auth.LoadPSKFile(sec.PSKFile.Path)
 		if err != nil {
-			return nil, fmt.Errorf("%s: psk_file: %w", sec.PSKFile.Pos, err)
+			return nil, optionError(sec.PSKFile.Pos, "psk_file", err)
 		}
 		a.psk = psk
 	}
 	return a, nil
+}
+
+// optionError prefixes a file's load error with the configuration line that
+// names the file, and the option unless the error already starts with it
+// (the auth package names it when the file cannot be opened).
+func optionError(pos config.Pos, option string, err error) error {
+	if strings.HasPrefix(err.Error(), option+":") {
+		return fmt.Errorf("%s: %w", pos, err)
+	}
+	return fmt.Errorf("%s: %s: %w", pos, option, err)
 }
 
 // Authenticate implements broker.Auth. As in Mosquitto 2.0, every refusal

@@ -10,17 +10,17 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"os/exec"
 	"os/signal"
 	"strconv"
+	"sync"
 	"syscall"
-	"time"
 
 	"github.com/spf13/pflag"
 
 	"github.com/mamori-mqtt/mamori/internal/auth"
 	"github.com/mamori-mqtt/mamori/internal/broker"
 	"github.com/mamori-mqtt/mamori/internal/config"
+	"github.com/mamori-mqtt/mamori/internal/listener"
 )
 
 // Version is reported in $SYS/broker/version; the top-level command sets it.
@@ -39,6 +39,10 @@ Usage: mamori broker [-c config_file] [-d] [-p port] [-v]
 
 Without -c, mamori listens on 127.0.0.1:1883 (plain MQTT, anonymous allowed)
 and on 127.0.0.1:8883 with TLS, using a local CA it creates on first start.
+
+Signals: SIGHUP re-reads the configuration and applies the password, ACL and
+PSK files and the log settings (other changes are logged as needing a
+restart); SIGTERM or SIGINT disconnect every client and stop.
 `
 
 // Run executes the broker command.
@@ -62,6 +66,12 @@ func Run(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "Error: unknown argument %q\n\n%s", fs.Arg(0), usageText)
 		return 1
 	}
+	// A daemonized child reports its start through a pipe to the parent,
+	// which still has the terminal.
+	status := daemonChild()
+	if status != nil {
+		stderr = status
+	}
 
 	var cfg *config.Config
 	if *cfgFile != "" {
@@ -77,15 +87,12 @@ func Run(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	if len(*ports) > 0 {
 		applyPorts(cfg, *ports)
 	}
-	if *daemon {
+	if *daemon && status == nil {
 		return daemonize(args, stderr)
 	}
-
-	log := newLogger(stderr, cfg, *verbose)
-	for _, w := range cfg.Warnings {
-		log.Warn(w.String())
-	}
-	return run(cfg, log, stdout)
+	s := &server{cfgPath: *cfgFile, ports: *ports, verbose: *verbose, cfg: cfg, stdout: stdout, stderr: stderr,
+		ver: auth.NewVerifier(auth.DefaultVerifierEntries), thr: auth.NewThrottle()}
+	return s.run(status)
 }
 
 // applyPorts mirrors mosquitto's -p: the default listener moves to the
@@ -114,141 +121,297 @@ func applyPorts(cfg *config.Config, ports []int) {
 	}
 }
 
-func daemonize(args []string, stderr io.Writer) int {
-	exe, err := os.Executable()
-	if err != nil {
-		fmt.Fprintf(stderr, "Error: cannot daemonize: %v\n", err)
-		return 1
-	}
-	var rest []string
-	for _, a := range args {
-		if a != "-d" && a != "--daemon" {
-			rest = append(rest, a)
-		}
-	}
-	cmd := exec.Command(exe, append([]string{"broker"}, rest...)...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	devnull, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
-	if err != nil {
-		fmt.Fprintf(stderr, "Error: cannot daemonize: %v\n", err)
-		return 1
-	}
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, devnull, devnull
-	if err := cmd.Start(); err != nil {
-		fmt.Fprintf(stderr, "Error: cannot daemonize: %v\n", err)
-		return 1
-	}
-	return 0
+// server is one running broker process: its configuration (as applied, see
+// effectiveConfig), its listeners, its log outputs and what SIGHUP needs
+// to rebuild the authentication.
+type server struct {
+	cfgPath string
+	ports   []int
+	verbose bool
+	cfg     *config.Config
+
+	stdout, stderr io.Writer
+	sink           *logSink
+	log            *slog.Logger
+
+	ver *auth.Verifier
+	thr *auth.Throttle
+
+	b         *broker.Broker
+	listeners []*running // one per cfg.Listeners entry, same order
+	serving   sync.WaitGroup
 }
 
-func run(cfg *config.Config, log *slog.Logger, stdout io.Writer) int {
-	opts := brokerOptions(cfg, log)
-	ver, thr := auth.NewVerifier(auth.DefaultVerifierEntries), auth.NewThrottle()
-	if !cfg.PerListenerSettings {
-		a, err := newFileAuth(cfg.SecurityFor(nil), cfg.AnonymousAllowed(nil), ver, thr)
-		if err != nil {
-			log.Error(fmt.Sprintf("Error: %v", err))
-			return 3
-		}
-		opts.Auth = a
+// running is one configured listener and what serves it.
+type running struct {
+	cfg *config.Listener
+	bl  *broker.Listener
+	lns []net.Listener
+	ws  *listener.WebSocket // nil unless protocol websockets
+}
+
+func (s *server) run(status *daemonStatus) int {
+	// Signals are caught from the start: a SIGHUP sent by a script right
+	// after the broker starts must not kill it (the default action), and a
+	// SIGTERM during start-up is acted on once the broker runs.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+	out, warns, err := openLogOutput(s.cfg.Log, s.verbose, s.stdout, s.stderr)
+	if err != nil {
+		fmt.Fprintf(s.stderr, "Error: %v\n", err)
+		return 1
 	}
+	s.sink = newLogSink(out)
+	defer s.sink.close()
+	s.log = slog.New(&lineHandler{sink: s.sink})
+	log := s.log
+	log.Info(fmt.Sprintf("mamori version %s starting", Version))
+	if s.cfgPath != "" {
+		log.Info(fmt.Sprintf("Config loaded from %s.", s.cfgPath), logTypeKey, "information")
+	} else {
+		// Not Mosquitto's exact words: scripts (and our tests) wait for " running".
+		log.Info("Starting in local only mode: only clients on this machine can connect.")
+	}
+	for _, w := range warns {
+		log.Warn(w)
+	}
+	for _, w := range s.cfg.Warnings {
+		log.Warn(w.String())
+	}
+
+	auths, err := s.buildAuth(s.cfg)
+	if err != nil {
+		log.Error(fmt.Sprintf("Error: %v", err))
+		return 3
+	}
+	opts := brokerOptions(s.cfg, log)
 	b, err := broker.New(opts)
 	if err != nil {
 		log.Error("cannot start broker", "err", err)
 		return 1
 	}
-	type bound struct {
-		ln net.Listener
-		l  *broker.Listener
-	}
-	var lns []bound
-	fail := func(format string, a ...any) int {
-		log.Error(fmt.Sprintf(format, a...))
-		for _, x := range lns {
-			x.ln.Close()
+	s.b = b
+	b.SetAuth(auths.global)
+	if err := s.openListeners(auths); err != nil {
+		log.Error("Error: " + err.Error())
+		for _, r := range s.listeners {
+			r.close()
 		}
 		b.Close()
 		return 1
 	}
-	for _, l := range cfg.Listeners {
-		if l.Protocol == config.ProtocolWebSockets {
-			return fail("%s: WebSocket listeners are not supported yet", l)
+	if s.cfg.PIDFile.IsSet() {
+		if err := writePIDFile(s.cfg.PIDFile.Path); err != nil {
+			log.Error(fmt.Sprintf("Error: cannot write pid_file %s: %v", s.cfg.PIDFile.Path, err))
+			s.closeAll()
+			return 1
 		}
-		ln, err := net.Listen(l.Network(), l.Addr())
-		if err != nil {
-			return fail("Error: cannot listen on %s (%s): %v", l.Addr(), l, err)
-		}
-		bl := &broker.Listener{Name: listenerName(l), MountPoint: l.MountPoint,
-			UseUsernameAsClientID: l.UseUsernameAsClientID, MaxConnections: l.MaxConnections}
-		if cfg.PerListenerSettings {
-			a, err := newFileAuth(cfg.SecurityFor(l), cfg.AnonymousAllowed(l), ver, thr)
-			if err != nil {
-				ln.Close()
-				return fail("Error: %s: %v", l, err)
-			}
-			bl.Auth = a
-		}
-		if l.AutoCert || l.TLS.Enabled() {
-			tc, info, err := tlsConfig(l)
-			if err != nil {
-				ln.Close()
-				return fail("%s: %v", l, err)
-			}
-			ln = tls.NewListener(ln, tc)
-			if info != "" {
-				fmt.Fprint(stdout, info)
-			}
-		}
-		lns = append(lns, bound{ln, bl})
-		log.Info(fmt.Sprintf("Opening %s listen socket on %s.", netName(l), ln.Addr()))
+		defer os.Remove(s.cfg.PIDFile.Path)
 	}
-	if cfg.PIDFile.IsSet() {
-		if err := os.WriteFile(cfg.PIDFile.Path, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
-			return fail("Error: cannot write pid_file %s: %v", cfg.PIDFile.Path, err)
-		}
-		defer os.Remove(cfg.PIDFile.Path)
+	warning, err := dropPrivileges(s.cfg.User, s.cfg.User == config.DefaultUser)
+	if err != nil {
+		log.Error("Error: " + err.Error())
+		s.closeAll()
+		return 1
 	}
-	log.Info(fmt.Sprintf("mamori version %s running", Version))
+	if warning != "" {
+		log.Warn(warning)
+	}
 
-	done := make(chan struct{}, len(lns))
-	for _, x := range lns {
-		go func() {
-			if err := b.Serve(x.ln, x.l); err != nil {
-				log.Error("listener stopped", "listener", x.l.Name, "err", err)
-			}
-			done <- struct{}{}
-		}()
+	pubCtx, stopPub := context.WithCancel(context.Background())
+	defer stopPub()
+	waitPub := s.sink.publishTo(pubCtx, b.Publish)
+	s.serve()
+	log.Info(fmt.Sprintf("mamori version %s running", Version))
+	if status != nil {
+		status.ready()
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	for {
-		select {
-		case <-ctx.Done():
-			log.Info("mamori version " + Version + " terminating")
-			b.Close()
-			for range lns {
-				<-done
+
+	for sig := range sigs {
+		if sig == syscall.SIGHUP {
+			s.reload()
+			continue
+		}
+		log.Info("mamori version " + Version + " terminating")
+		stopPub()
+		waitPub()
+		s.closeAll()
+		return 0
+	}
+	return 0
+}
+
+// openListeners binds every configured listener. Nothing is served yet, so
+// a failure closes what was opened and the broker exits without having
+// accepted a client.
+func (s *server) openListeners(auths authSet) error {
+	for i, l := range s.cfg.Listeners {
+		r := &running{cfg: l, bl: newBrokerListener(l)}
+		r.bl.SetAuth(auths.listener(i))
+		s.listeners = append(s.listeners, r)
+		lns, err := listener.Open(l)
+		if err != nil {
+			return fmt.Errorf("cannot listen on %s (%s): %w", l.Addr(), l, err)
+		}
+		r.lns = lns
+		var tc *tls.Config
+		if l.AutoCert || l.TLS.Enabled() {
+			c, info, err := tlsConfig(l)
+			if err != nil {
+				return fmt.Errorf("%s: %w", l, err)
 			}
-			return 0
-		case <-hup:
-			log.Info("Reloading configuration is not available yet; restart the broker to apply changes.")
+			tc = c
+			if info != "" {
+				fmt.Fprint(s.stdout, info)
+			}
+		}
+		if l.Protocol == config.ProtocolWebSockets {
+			bl := r.bl
+			r.ws = &listener.WebSocket{
+				Serve:          func(nc net.Conn) { s.b.ServeConn(nc, bl) },
+				MaxConnections: l.MaxConnections,
+				HTTPDir:        l.HTTPDir.Path,
+				MaxHeaderBytes: s.cfg.WebsocketsHeadersSize,
+				TLS:            tc,
+				Log:            s.log,
+			}
+		} else if tc != nil {
+			for j, ln := range r.lns {
+				r.lns[j] = tls.NewListener(ln, tc)
+			}
+		}
+		for _, ln := range r.lns {
+			s.log.Info(fmt.Sprintf("Opening %s listen socket on %s.", netName(l, ln.Addr()), ln.Addr()))
+		}
+	}
+	return nil
+}
+
+// newBrokerListener carries a listener's options to the broker core.
+func newBrokerListener(l *config.Listener) *broker.Listener {
+	bl := &broker.Listener{Name: listenerName(l), MountPoint: l.MountPoint,
+		UseUsernameAsClientID: l.UseUsernameAsClientID}
+	if l.Protocol != config.ProtocolWebSockets {
+		// The WebSocket listener counts its own connections.
+		bl.MaxConnections = l.MaxConnections
+	}
+	q, ta := byte(l.MaxQoS), uint16(l.MaxTopicAlias)
+	bl.MaxQoS, bl.MaxTopicAlias = &q, &ta
+	return bl
+}
+
+// serve starts a goroutine per socket; closeAll stops and waits for them.
+func (s *server) serve() {
+	for _, r := range s.listeners {
+		for _, ln := range r.lns {
+			s.serving.Add(1)
+			go func() {
+				defer s.serving.Done()
+				var err error
+				if r.ws != nil {
+					err = r.ws.ServeListener(ln)
+				} else {
+					err = s.b.Serve(ln, r.bl)
+				}
+				if err != nil {
+					s.log.Error("listener stopped", "listener", r.bl.Name, "err", err)
+				}
+			}()
 		}
 	}
 }
 
-func netName(l *config.Listener) string {
-	switch l.Network() {
-	case "unix":
+// closeAll stops accepting, disconnects every client (MQTT 5 clients get
+// DISCONNECT 0x8B, server shutting down) and waits for all goroutines.
+func (s *server) closeAll() {
+	for _, r := range s.listeners {
+		if r.ws != nil {
+			r.ws.Close()
+		}
+	}
+	s.b.Close()
+	for _, r := range s.listeners {
+		r.close()
+		if r.ws != nil {
+			r.ws.Wait()
+		}
+	}
+	s.serving.Wait()
+}
+
+// close closes the listener's sockets (Serve may have done so already).
+func (r *running) close() {
+	for _, ln := range r.lns {
+		ln.Close()
+	}
+}
+
+// authSet is the authentication in force: the broker-wide Auth and, with
+// per_listener_settings, one per listener (index-aligned with the running
+// listeners; nil entries use the broker-wide one).
+type authSet struct {
+	global      *fileAuth
+	perListener []*fileAuth
+}
+
+// listener is listener i's own Auth, or nil (a nil interface, not a nil
+// *fileAuth) when it uses the broker-wide one.
+func (a authSet) listener(i int) broker.Auth {
+	if a.perListener[i] == nil {
+		return nil
+	}
+	return a.perListener[i]
+}
+
+// buildAuth loads the password, ACL and PSK files cfg names. Nothing is
+// applied: a start or reload uses the result only when every file loaded.
+func (s *server) buildAuth(cfg *config.Config) (authSet, error) {
+	set := authSet{perListener: make([]*fileAuth, len(cfg.Listeners))}
+	if !cfg.PerListenerSettings {
+		a, err := newFileAuth(cfg.SecurityFor(nil), cfg.AnonymousAllowed(nil), cfg.ClientIDPrefixes, s.ver, s.thr)
+		if err != nil {
+			return authSet{}, err
+		}
+		set.global = a
+		return set, nil
+	}
+	// With per_listener_settings every listener has its own; the broker-
+	// wide one refuses everybody, so a connection that somehow lacked a
+	// listener Auth could not slip through.
+	set.global = &fileAuth{ver: s.ver, thr: s.thr}
+	for i, l := range cfg.Listeners {
+		a, err := newFileAuth(cfg.SecurityFor(l), cfg.AnonymousAllowed(l), cfg.ClientIDPrefixes, s.ver, s.thr)
+		if err != nil {
+			return authSet{}, fmt.Errorf("%s: %w", l, err)
+		}
+		set.perListener[i] = a
+	}
+	return set, nil
+}
+
+// netName is the socket kind in Mosquitto's "Opening ipv4 listen socket"
+// line.
+func netName(l *config.Listener, a net.Addr) string {
+	if l.Protocol == config.ProtocolWebSockets {
+		return "websockets"
+	}
+	if l.UnixPath != "" {
 		return "unix"
+	}
+	if ta, ok := a.(*net.TCPAddr); ok && !ta.IP.IsUnspecified() {
+		if ta.IP.To4() != nil {
+			return "ipv4"
+		}
+		return "ipv6"
+	}
+	switch l.Network() {
 	case "tcp6":
 		return "ipv6"
 	case "tcp4":
 		return "ipv4"
 	}
-	return "tcp"
+	return "ipv4/ipv6"
 }
 
 func listenerName(l *config.Listener) string {
@@ -283,64 +446,7 @@ func brokerOptions(cfg *config.Config, log *slog.Logger) broker.Options {
 	o.QueueQoS0Messages = cfg.QueueQoS0Messages
 	o.SysInterval = cfg.SysInterval
 	o.ConnectionMessages = cfg.Log.ConnectionMessages
-	if len(cfg.Listeners) > 0 {
-		// max_qos and max_topic_alias are per listener in mosquitto; the
-		// broker core applies the first listener's values to all for now.
-		o.MaxQoS = byte(cfg.Listeners[0].MaxQoS)
-		o.MaxTopicAlias = uint16(cfg.Listeners[0].MaxTopicAlias)
-	}
+	// max_qos and max_topic_alias are listener options; each
+	// broker.Listener carries its own (newBrokerListener).
 	return o
 }
-
-// newLogger writes mosquitto-style lines ("1732541234: message") to w.
-func newLogger(w io.Writer, cfg *config.Config, verbose bool) *slog.Logger {
-	level := slog.LevelInfo
-	if verbose {
-		level = slog.LevelDebug
-	}
-	return slog.New(&lineHandler{w: w, level: level, stamp: cfg.Log.Timestamp})
-}
-
-type lineHandler struct {
-	w     io.Writer
-	level slog.Level
-	stamp bool
-	attrs []slog.Attr
-}
-
-func (h *lineHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= h.level }
-
-func (h *lineHandler) Handle(_ context.Context, r slog.Record) error {
-	buf := make([]byte, 0, 128)
-	if h.stamp {
-		t := r.Time
-		if t.IsZero() {
-			t = time.Now()
-		}
-		buf = strconv.AppendInt(buf, t.Unix(), 10)
-		buf = append(buf, ": "...)
-	}
-	buf = append(buf, r.Message...)
-	add := func(a slog.Attr) bool {
-		buf = append(buf, ' ')
-		buf = append(buf, a.Key...)
-		buf = append(buf, '=')
-		buf = strconv.AppendQuote(buf, a.Value.String())
-		return true
-	}
-	for _, a := range h.attrs {
-		add(a)
-	}
-	r.Attrs(add)
-	buf = append(buf, '\n')
-	_, err := h.w.Write(buf)
-	return err
-}
-
-func (h *lineHandler) WithAttrs(as []slog.Attr) slog.Handler {
-	n := *h
-	n.attrs = append(append([]slog.Attr(nil), h.attrs...), as...)
-	return &n
-}
-
-func (h *lineHandler) WithGroup(string) slog.Handler { return h }
