@@ -2,6 +2,7 @@ package broker
 
 import (
 	"fmt"
+	"net"
 	"testing"
 	"time"
 
@@ -535,4 +536,36 @@ func TestPublisherMatchCacheFollowsSubscriptionChanges(t *testing.T) {
 		t.Fatal("b missed 3")
 	}
 	a.expectNothing(150 * time.Millisecond)
+}
+
+func TestMountPoint(t *testing.T) {
+	// A listener's mount_point prefixes its clients' topics in the broker
+	// and is removed again in what they receive.
+	b, addr := startBroker(t, nil)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go b.Serve(ln, &Listener{Name: "mounted", MountPoint: "site1/"})
+	mounted := ln.Addr().String()
+	for _, v := range versions {
+		in := connectOK(t, mounted, v, "in"+v.String())
+		in.subscribe(1, "data/#", 1)
+		outside := connectOK(t, addr, v, "out"+v.String())
+		outside.subscribe(1, "site1/#", 0)
+		pub := connectOK(t, mounted, v, "pub"+v.String())
+		pub.send(&packet.Publish{QoS: 1, PacketID: 1, Topic: []byte("data/x"), Payload: []byte("m"), Retain: true})
+		pub.recv()
+		if m := in.recvPublish(); string(m.Topic) != "data/x" {
+			t.Fatalf("v%v mounted subscriber got %q", v, m.Topic)
+		}
+		if m := outside.recvPublish(); string(m.Topic) != "site1/data/x" {
+			t.Fatalf("v%v outside subscriber got %q", v, m.Topic)
+		}
+		late := connectOK(t, mounted, v, "late"+v.String())
+		late.subscribe(1, "data/x", 0)
+		if m := late.recvPublish(); string(m.Topic) != "data/x" || !m.Retain {
+			t.Fatalf("v%v retained to mounted client: %q", v, m.Topic)
+		}
+	}
 }

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"strings"
 	"time"
 
 	"github.com/mamori-mqtt/mamori/internal/packet"
@@ -139,6 +140,8 @@ func (c *conn) afterDrain() {
 // (sendClosed): a QoS>0 message stays in flight for the next connection.
 func (c *conn) sendPublish(topicName string, payload []byte, props *packet.Properties,
 	qos byte, id uint16, retain, dup bool, subID uint32, expiry uint32, hasExpiry bool) sendResult {
+	// A client of a listener with a mount point sees topics without it.
+	topicName = strings.TrimPrefix(topicName, c.l.MountPoint)
 	p := packet.Publish{Dup: dup, QoS: qos, Retain: retain, PacketID: id, Payload: payload}
 	v5 := c.version == packet.V5
 	var ids [1]uint32

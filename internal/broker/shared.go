@@ -57,9 +57,10 @@ func (e *encCache) get(in *inbound, v packet.Version, qos byte, retain bool) ([]
 }
 
 // shareable reports whether c receives exactly the common encoding: no
-// subscription identifier and no outbound topic alias to insert.
+// mount point to strip, no subscription identifier and no outbound topic
+// alias to insert.
 func (c *conn) shareable(subID uint32) bool {
-	return c.version != packet.V5 || (subID == 0 && c.clientAliasMx == 0)
+	return c.l.MountPoint == "" && (c.version != packet.V5 || (subID == 0 && c.clientAliasMx == 0))
 }
 
 // sendShared appends the common encoding of in to c's output, patching the
