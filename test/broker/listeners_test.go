@@ -294,9 +294,6 @@ func TestPerListenerSettings(t *testing.T) {
 		if string(m.Payload) != "to tenant" {
 			t.Fatalf("tenant got %s %q", m.Topic, m.Payload)
 		}
-		if m.Topic == "tenant/in" {
-			t.Skip("the broker core does not yet remove mount_point from delivered topics (internal/broker sendPublish)")
-		}
 		if m.Topic != "in" {
 			t.Fatalf("tenant got topic %q, want \"in\"", m.Topic)
 		}
