@@ -156,6 +156,10 @@ type Broker struct {
 	seq     atomic.Uint64
 	authp   atomic.Pointer[authBox]
 	persist bool // the store keeps something: track queued messages in it
+
+	// subLog and unsubLog carry Mosquitto's subscribe/unsubscribe log types,
+	// which log_type selects separately from the level.
+	subLog, unsubLog *slog.Logger
 }
 
 // Stats are the broker's counters, read with atomic loads.
@@ -213,6 +217,8 @@ func New(opts Options) (*Broker, error) {
 		conns:    make(map[*conn]struct{}),
 		started:  time.Now(),
 	}
+	b.subLog = b.log.With("log_type", "subscribe")
+	b.unsubLog = b.log.With("log_type", "unsubscribe")
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	if opts.Auth != nil {
 		b.SetAuth(opts.Auth)

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/mamori-mqtt/mamori/internal/packet"
@@ -52,6 +53,7 @@ func (c *conn) onSubscribe(p *packet.Subscribe) error {
 			RetainAsPublished: sub.RetainAsPublished, RetainHandling: sub.RetainHandling}, subID: subID}
 		s.mu.Unlock()
 		c.b.subs.Subscribe(s.id, full, v) // [MQTT-3.8.4-3] replaces an existing subscription
+		c.b.subLog.Info(fmt.Sprintf("%s %d %s", s.id, qos, filter))
 		// Retained messages: not for shared subscriptions [MQTT-3.8.4-?],
 		// per Retain Handling [MQTT-3.3.1-9] [MQTT-3.3.1-10] [MQTT-3.3.1-11].
 		if !shared && (sub.RetainHandling == 0 || sub.RetainHandling == 1 && !existed) {
@@ -131,6 +133,7 @@ func (c *conn) onUnsubscribe(p *packet.Unsubscribe) error {
 		_, had := s.subs[full]
 		delete(s.subs, full)
 		s.mu.Unlock()
+		c.b.unsubLog.Info(s.id + " " + filter)
 		if c.b.subs.Unsubscribe(s.id, full) || had {
 			codes[i] = packet.Success
 		} else {
