@@ -136,7 +136,9 @@ type subscription struct {
 
 // Broker is one MQTT broker instance.
 type Broker struct {
-	opts Options
+	// optp holds the options in force; UpdateOptions swaps them on reload,
+	// so readers take a snapshot with o() and never see a half-updated set.
+	optp atomic.Pointer[Options]
 	log  *slog.Logger
 	st   store.Store
 
@@ -186,6 +188,37 @@ func New(opts Options) (*Broker, error) {
 	if opts.Store == nil {
 		opts.Store = store.Nop{}
 	}
+	normalize(&opts)
+	b := &Broker{
+		log:      opts.Logger,
+		st:       opts.Store,
+		subs:     topic.NewTree[subscription](),
+		retained: topic.NewRetained[*Message](),
+		sessions: make(map[string]*session),
+		conns:    make(map[*conn]struct{}),
+		started:  time.Now(),
+	}
+	b.optp.Store(&opts)
+	b.subLog = b.log.With("log_type", "subscribe")
+	b.unsubLog = b.log.With("log_type", "unsubscribe")
+	b.ctx, b.cancel = context.WithCancel(context.Background())
+	if opts.Auth != nil {
+		b.SetAuth(opts.Auth)
+	}
+	_, nop := b.st.(store.Nop)
+	b.persist = !nop
+	if err := b.restore(); err != nil {
+		return nil, err
+	}
+	if opts.SysInterval > 0 {
+		b.wg.Add(1)
+		go b.sysLoop(opts.SysInterval)
+	}
+	return b, nil
+}
+
+// normalize fills in defaults and clamps out-of-range values.
+func normalize(opts *Options) {
 	if opts.MaxInflightMessages <= 0 || opts.MaxInflightMessages > 65535 {
 		opts.MaxInflightMessages = 65535
 	}
@@ -207,32 +240,22 @@ func New(opts Options) (*Broker, error) {
 	if opts.MaxQoS > 2 {
 		opts.MaxQoS = 2
 	}
-	b := &Broker{
-		opts:     opts,
-		log:      opts.Logger,
-		st:       opts.Store,
-		subs:     topic.NewTree[subscription](),
-		retained: topic.NewRetained[*Message](),
-		sessions: make(map[string]*session),
-		conns:    make(map[*conn]struct{}),
-		started:  time.Now(),
-	}
-	b.subLog = b.log.With("log_type", "subscribe")
-	b.unsubLog = b.log.With("log_type", "unsubscribe")
-	b.ctx, b.cancel = context.WithCancel(context.Background())
-	if opts.Auth != nil {
-		b.SetAuth(opts.Auth)
-	}
-	_, nop := b.st.(store.Nop)
-	b.persist = !nop
-	if err := b.restore(); err != nil {
-		return nil, err
-	}
-	if opts.SysInterval > 0 {
-		b.wg.Add(1)
-		go b.sysLoop(opts.SysInterval)
-	}
-	return b, nil
+}
+
+// o returns the options in force.
+func (b *Broker) o() *Options { return b.optp.Load() }
+
+// UpdateOptions applies a change of limits while the broker runs (SIGHUP).
+// Limits apply from the next check on: new connections get the new
+// CONNACK limits, queues and windows the new bounds. Logger, Store, Auth
+// and SysInterval are fixed at New and keep their values.
+func (b *Broker) UpdateOptions(change func(*Options)) {
+	cur := *b.o()
+	next := cur
+	change(&next)
+	next.Logger, next.Store, next.Auth, next.SysInterval = cur.Logger, cur.Store, cur.Auth, cur.SysInterval
+	normalize(&next)
+	b.optp.Store(&next)
 }
 
 // Stats returns the broker's live counters.

@@ -74,7 +74,7 @@ type conn struct {
 
 func newConn(b *Broker, nc net.Conn, l *Listener) *conn {
 	c := &conn{b: b, nc: nc, l: l, closedCh: make(chan struct{})}
-	c.r = packet.NewReader(nc, b.opts.PreAuthMaxPacket)
+	c.r = packet.NewReader(nc, b.o().PreAuthMaxPacket)
 	return c
 }
 
@@ -103,7 +103,7 @@ func (c *conn) serve() {
 // packet limit, so unauthenticated peers cannot hold resources
 // [MQTT-3.1.0-1].
 func (c *conn) readConnect() error {
-	_ = c.nc.SetReadDeadline(time.Now().Add(c.b.opts.ConnectTimeout))
+	_ = c.nc.SetReadDeadline(time.Now().Add(c.b.o().ConnectTimeout))
 	for {
 		h, body, ok, err := c.r.Next()
 		if err != nil {
@@ -161,7 +161,7 @@ func (c *conn) handleConnect(body []byte) error {
 		c.b.stats.ProtocolErrors.Add(1)
 		return fmt.Errorf("bad CONNECT: %w", err)
 	}
-	o := &c.b.opts
+	o := c.b.o()
 	c.maxQoS, c.maxAlias = o.MaxQoS, o.MaxTopicAlias
 	if c.l.MaxQoS != nil {
 		c.maxQoS = min(*c.l.MaxQoS, 2)
@@ -320,7 +320,7 @@ func (c *conn) handleConnect(body []byte) error {
 	c.writePacket(&ack)
 	c.b.stats.TotalConnects.Add(1)
 	c.b.stats.Connections.Add(1)
-	if c.b.opts.ConnectionMessages {
+	if c.b.o().ConnectionMessages {
 		c.b.log.Info(fmt.Sprintf("New client connected from %s as %s (p%d, c%d, k%d%s).",
 			hostOf(c.nc.RemoteAddr()), c.info.ClientID, p.Version, b2i(p.CleanStart), p.KeepAlive, userSuffix(&c.info)))
 	}
@@ -549,7 +549,7 @@ func (c *conn) cleanup() {
 		return
 	}
 	c.b.stats.Connections.Add(-1)
-	if c.b.opts.ConnectionMessages {
+	if c.b.o().ConnectionMessages {
 		c.outMu.Lock()
 		why := c.closeReason
 		c.outMu.Unlock()

@@ -33,7 +33,7 @@ func (c *conn) writeAck(t packet.Type, id uint16) {
 // deliveries are then dropped and QoS>0 ones wait in the session queue.
 func (c *conn) outFull() bool {
 	c.outMu.Lock()
-	full := len(c.out) >= c.b.opts.MaxOutBytes
+	full := len(c.out) >= c.b.o().MaxOutBytes
 	c.outMu.Unlock()
 	return full
 }
@@ -100,7 +100,7 @@ func (c *conn) writeLoop() {
 		c.spare = nil
 		c.outMu.Unlock()
 
-		_ = c.nc.SetWriteDeadline(time.Now().Add(c.b.opts.WriteTimeout))
+		_ = c.nc.SetWriteDeadline(time.Now().Add(c.b.o().WriteTimeout))
 		n, err := c.nc.Write(buf)
 		c.b.stats.BytesSent.Add(uint64(n))
 		if err != nil {
@@ -164,7 +164,7 @@ func (c *conn) sendPublish(topicName string, payload []byte, props *packet.Prope
 	if c.closed {
 		return sendClosed
 	}
-	if qos == 0 && len(c.out) >= c.b.opts.MaxOutBytes {
+	if qos == 0 && len(c.out) >= c.b.o().MaxOutBytes {
 		c.dropped++
 		c.b.stats.MessagesDropped.Add(1)
 		return sendDropped

@@ -5,6 +5,7 @@ import (
 	"sort"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/mamori-mqtt/mamori/internal/packet"
 	"github.com/mamori-mqtt/mamori/internal/store"
@@ -172,5 +173,31 @@ func TestStateSurvivesRestartThroughStore(t *testing.T) {
 	late.subscribe(1, "p/2", 0)
 	if m := late.recvPublish(); !m.Retain || string(m.Payload) != "second" {
 		t.Fatalf("retained not restored: %+v", m)
+	}
+}
+
+func TestUpdateOptionsAppliesNewQueueLimit(t *testing.T) {
+	b, addr := startBroker(t, nil)
+	c, _ := v5Session(t, addr, "q", 300, nil)
+	c.subscribe(1, "lim", 1)
+	c.send(&packet.Disconnect{})
+	c.expectClosed()
+	b.UpdateOptions(func(o *Options) { o.MaxQueuedMessages = 2 })
+	pub := connectOK(t, addr, packet.V5, "pub")
+	for i := range 5 {
+		pub.send(&packet.Publish{QoS: 1, PacketID: uint16(i + 1), Topic: []byte("lim"), Payload: []byte{byte('0' + i)}})
+		pub.recv()
+	}
+	c2, _ := v5Session(t, addr, "q", 300, nil)
+	for _, want := range []byte{'0', '1'} {
+		m := c2.recvPublish()
+		if m.Payload[0] != want {
+			t.Fatalf("got %q", m.Payload)
+		}
+		c2.send(&packet.Ack{Kind: packet.PUBACK, PacketID: m.PacketID})
+	}
+	c2.expectNothing(200 * time.Millisecond)
+	if d := b.Stats().MessagesDropped.Load(); d != 3 {
+		t.Fatalf("dropped %d, want 3", d)
 	}
 }

@@ -38,7 +38,7 @@ type groupPick struct {
 }
 
 func (c *conn) onPublish(p *packet.Publish) error {
-	o := &c.b.opts
+	o := c.b.o()
 	c.b.stats.MessagesReceived.Add(1)
 	c.b.stats.PublishReceived.Add(1)
 	if p.Props.Present(packet.PropSubscriptionID) {
@@ -287,7 +287,7 @@ func (b *Broker) deliver(from *conn, sub *subscription, in *inbound, shared bool
 		return
 	}
 	if c == nil {
-		if !s.gone && (qos > 0 || b.opts.QueueQoS0Messages) && s.expiry != 0 {
+		if !s.gone && (qos > 0 || b.o().QueueQoS0Messages) && s.expiry != 0 {
 			s.enqueue(&outMsg{msg: in.owned(), qos: qos, retain: retain, subID: sub.subID})
 		}
 		s.mu.Unlock()

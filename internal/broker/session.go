@@ -93,7 +93,7 @@ func (s *session) stopTimers() {
 // window is the number of outbound QoS>0 messages allowed in flight: the
 // smaller of the client's Receive Maximum and max_inflight_messages.
 func (s *session) window() int {
-	w := s.b.opts.MaxInflightMessages
+	w := s.b.o().MaxInflightMessages
 	if c := s.conn; c != nil && c.clientRecvMax > 0 && int(c.clientRecvMax) < w {
 		w = int(c.clientRecvMax)
 	}
@@ -131,7 +131,7 @@ func (s *session) untrack(om *outMsg) {
 // max_queued_bytes; a message that does not fit is dropped and counted.
 // Caller holds s.mu.
 func (s *session) enqueue(om *outMsg) bool {
-	o := &s.b.opts
+	o := s.b.o()
 	size := len(om.msg.Payload) + len(om.msg.Topic)
 	if (o.MaxQueuedMessages > 0 && len(s.queue) >= o.MaxQueuedMessages) ||
 		(o.MaxQueuedBytes > 0 && s.qBytes+size > o.MaxQueuedBytes) {

@@ -72,7 +72,7 @@ func (c *conn) sendShared(in *inbound, qos byte, id uint16, retain bool) sendRes
 	if c.closed {
 		return sendClosed
 	}
-	if qos == 0 && len(c.out) >= c.b.opts.MaxOutBytes {
+	if qos == 0 && len(c.out) >= c.b.o().MaxOutBytes {
 		c.dropped++
 		c.b.stats.MessagesDropped.Add(1)
 		return sendDropped

@@ -193,7 +193,7 @@ func (b *Broker) attach(c *conn, cleanStart bool, expiry uint32) (present bool) 
 	b.mu.Unlock()
 	if old != nil {
 		old.takenOver = true
-		if b.opts.ConnectionMessages {
+		if b.o().ConnectionMessages {
 			b.log.Info("Client " + id + " already connected, closing old connection.")
 		}
 		old.disconnect(packet.ErrSessionTakenOver, "another connection with the same client identifier")

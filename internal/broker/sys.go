@@ -31,7 +31,7 @@ func (b *Broker) publishSys() {
 	u := func(v uint64) string { return strconv.FormatUint(v, 10) }
 	i := func(v int64) string { return strconv.FormatInt(v, 10) }
 	vals := [][2]string{
-		{"$SYS/broker/version", "mamori version " + b.opts.Version},
+		{"$SYS/broker/version", "mamori version " + b.o().Version},
 		{"$SYS/broker/uptime", strconv.FormatInt(int64(time.Since(b.started)/time.Second), 10) + " seconds"},
 		{"$SYS/broker/clients/connected", i(conn)},
 		{"$SYS/broker/clients/total", i(int64(total))},
