@@ -1,6 +1,7 @@
 package brokercmd
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -156,8 +157,9 @@ func mustRead(t *testing.T, path string) []byte {
 	return b
 }
 
-// TestReloadReportsListenerChangesAsNeedingRestart changes a listener and a
-// limit: neither is applied, both are named in the log.
+// TestReloadReportsListenerChangesAsNeedingRestart changes listeners and a
+// broker-wide limit: the listener changes are not applied and are named as
+// needing a restart; the limit is applied live.
 func TestReloadReportsListenerChangesAsNeedingRestart(t *testing.T) {
 	b := startBroker(t, func(port int) string {
 		return fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\n", port)
@@ -170,7 +172,7 @@ func TestReloadReportsListenerChangesAsNeedingRestart(t *testing.T) {
 	for _, want := range []string{
 		fmt.Sprintf("listener %d 127.0.0.1: added (needs a restart)", port2),
 		"max_connections: \"-1\" -> \"1\" (needs a restart)",
-		"max_keepalive: \"65535\" -> \"30\" (needs a restart)",
+		"max_keepalive: \"65535\" -> \"30\" (applied)",
 	} {
 		if !b.hasLine(want) {
 			t.Errorf("no log line containing %q", want)
@@ -178,6 +180,18 @@ func TestReloadReportsListenerChangesAsNeedingRestart(t *testing.T) {
 	}
 	// Not half-applied: max_connections 1 is not in force, and the new
 	// listener is not open.
+	// The new max_keepalive is in force: a client asking for no keep alive
+	// is told 30 s (MQTT 5 Server Keep Alive).
+	ctx, cancel := context.WithTimeout(context.Background(), awaitTimeout)
+	defer cancel()
+	kc, ack, err := client.Dial(ctx, client.Options{Network: "tcp", Address: b.addr(), ClientID: "ka", Version: packet.V5, CleanStart: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kc.Close()
+	if !ack.Props.Present(packet.PropServerKeepAlive) || ack.Props.ServerKeepAlive != 30 {
+		t.Errorf("max_keepalive 30 not in force after reload: CONNACK %+v", ack.Props)
+	}
 	dial(t, client.Options{Address: b.addr(), ClientID: "one"})
 	dial(t, client.Options{Address: b.addr(), ClientID: "two"})
 	if c, err := tryDial(t, client.Options{Address: fmt.Sprintf("127.0.0.1:%d", port2), ClientID: "x", ConnectTimeout: 2 * time.Second}); err == nil {

@@ -21,6 +21,7 @@ import (
 	"github.com/mamori-mqtt/mamori/internal/broker"
 	"github.com/mamori-mqtt/mamori/internal/config"
 	"github.com/mamori-mqtt/mamori/internal/listener"
+	"github.com/mamori-mqtt/mamori/internal/tlsconf"
 )
 
 // Version is reported in $SYS/broker/version; the top-level command sets it.
@@ -148,6 +149,7 @@ type running struct {
 	bl  *broker.Listener
 	lns []net.Listener
 	ws  *listener.WebSocket // nil unless protocol websockets
+	tls *tlsconf.Server     // nil unless the listener speaks TLS
 }
 
 func (s *server) run(status *daemonStatus) int {
@@ -257,11 +259,12 @@ func (s *server) openListeners(auths authSet) error {
 		r.lns = lns
 		var tc *tls.Config
 		if l.AutoCert || l.TLS.Enabled() {
-			c, info, err := tlsConfig(l)
+			srv, info, err := setupTLS(context.Background(), l, s.cfg, s.b, r.bl, s.log)
 			if err != nil {
 				return fmt.Errorf("%s: %w", l, err)
 			}
-			tc = c
+			r.tls = srv
+			tc = srv.Config()
 			if info != "" {
 				fmt.Fprint(s.stdout, info)
 			}
@@ -278,7 +281,9 @@ func (s *server) openListeners(auths authSet) error {
 			}
 		} else if tc != nil {
 			for j, ln := range r.lns {
-				r.lns[j] = tls.NewListener(ln, tc)
+				// Handshakes complete (and failures are logged with their
+				// reason) before Accept hands the connection to the broker.
+				r.lns[j] = r.tls.NewListener(ln)
 			}
 		}
 		for _, ln := range r.lns {
@@ -344,6 +349,9 @@ func (s *server) closeAll() {
 func (r *running) close() {
 	for _, ln := range r.lns {
 		ln.Close()
+	}
+	if r.tls != nil {
+		r.tls.Close()
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/mamori-mqtt/mamori/internal/broker"
 	"github.com/mamori-mqtt/mamori/internal/config"
 )
 
@@ -11,23 +12,35 @@ import (
 // what Mosquitto reloads (authentication files and log settings). Every
 // other change, listeners included, is reported as needing a restart and
 // not applied at all, so the broker never runs half of a new listener
-// configuration. Limits are among them: the broker core reads its limits
-// without synchronisation on every packet, so changing them under running
-// connections is not safe.
+// configuration. The broker-wide limits are live too: the broker core
+// swaps them atomically (broker.UpdateOptions), and they apply from the
+// next check on.
 var liveOptions = map[string]bool{
-	"per_listener_settings": true,
-	"allow_anonymous":       true,
-	"password_file":         true,
-	"acl_file":              true,
-	"psk_file":              true,
-	"clientid_prefixes":     true,
-	"log_dest":              true,
-	"log_dest file":         true,
-	"log_type":              true,
-	"log_facility":          true,
-	"log_timestamp":         true,
-	"log_timestamp_format":  true,
-	"websockets_log_level":  true, // it has no effect in mamori either way
+	"max_keepalive":                true,
+	"max_packet_size":              true,
+	"message_size_limit":           true,
+	"max_inflight_messages":        true,
+	"max_queued_messages":          true,
+	"max_queued_bytes":             true,
+	"retain_available":             true,
+	"persistent_client_expiration": true,
+	"queue_qos0_messages":          true,
+	"connection_messages":          true,
+	"allow_zero_length_clientid":   true,
+	"auto_id_prefix":               true,
+	"per_listener_settings":        true,
+	"allow_anonymous":              true,
+	"password_file":                true,
+	"acl_file":                     true,
+	"psk_file":                     true,
+	"clientid_prefixes":            true,
+	"log_dest":                     true,
+	"log_dest file":                true,
+	"log_type":                     true,
+	"log_facility":                 true,
+	"log_timestamp":                true,
+	"log_timestamp_format":         true,
+	"websockets_log_level":         true, // it has no effect in mamori either way
 }
 
 // reload re-reads the configuration file on SIGHUP. It applies the live
@@ -81,9 +94,18 @@ func (s *server) reload() {
 		log.Warn(w.String())
 	}
 	s.b.SetAuth(auths.global)
+	next := brokerOptions(eff, log)
+	s.b.UpdateOptions(func(o *broker.Options) { *o = next })
 	for i, r := range s.listeners {
 		r.cfg = eff.Listeners[i]
 		r.bl.SetAuth(auths.listener(i))
+		if r.tls != nil {
+			// Re-reads certificates, keys, CAs and CRLs; a file that does
+			// not load leaves the one in service.
+			if err := r.tls.Apply(r.cfg); err != nil {
+				log.Error("Reload: " + err.Error())
+			}
+		}
 	}
 	s.cfg = eff
 	restart := 0
@@ -136,10 +158,12 @@ func effectiveConfig(old, cur *config.Config) *config.Config {
 	eff.PerListenerSettings = cur.PerListenerSettings
 	eff.Security = cur.Security
 	eff.ClientIDPrefixes = cur.ClientIDPrefixes
-	// connection_messages is a broker option fixed at start.
-	connMsgs := old.Log.ConnectionMessages
 	eff.Log = cur.Log
-	eff.Log.ConnectionMessages = connMsgs
+	// Broker-wide limits are swapped into the running broker atomically.
+	eff.Limits = cur.Limits
+	eff.RetainAvailable = cur.RetainAvailable
+	eff.PersistentClientExpiration = cur.PersistentClientExpiration
+	eff.QueueQoS0Messages = cur.QueueQoS0Messages
 
 	byKey := make(map[string]*config.Listener, len(cur.Listeners))
 	for _, l := range cur.Listeners {

@@ -2,7 +2,6 @@ package broker
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
@@ -78,20 +77,6 @@ func localCAListener(l *config.Listener) (*config.Listener, string, error) {
 	info := fmt.Sprintf("%s the local CA for TLS on %s: %s\nTry: mamori sub -h localhost -p %d --cafile %s -t '#' -v\n",
 		verb, l.Addr(), loc.CAFile, l.Port, loc.CAFile)
 	return &cp, info, nil
-}
-
-// tlsConfig builds a listener's TLS configuration without the broker
-// hooks. It remains until broker.go calls setupTLS: certificates, SNI,
-// client certificates, CRLs and file reloading work through it, but not
-// the certificate identity, the closing of revoked connections or the
-// handshake failure log (which need the broker and NewListener).
-func tlsConfig(l *config.Listener) (*tls.Config, string, error) {
-	srv, info, err := setupTLS(context.Background(), l, &config.Config{CertExpiryWarningDays: config.DefaultCertExpiryWarningDays},
-		nil, nil, slog.Default())
-	if err != nil {
-		return nil, "", err
-	}
-	return srv.Config(), info, nil
 }
 
 // dataDir is where the broker keeps its own files (the local CA).

@@ -1,0 +1,247 @@
+package tlsconf
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+)
+
+// Handshake failure reasons, the keys of Stats.Failures.
+const (
+	ReasonUnknownCA     = "unknown CA"            // the client certificate's chain does not lead to cafile/capath
+	ReasonRevoked       = "revoked"               // the client certificate is in a CRL
+	ReasonExpired       = "expired"               // the client certificate is expired or not yet valid
+	ReasonNoClientCert  = "no client certificate" // require_certificate, and the client sent none
+	ReasonBadClientCert = "bad client certificate"
+	ReasonVersion       = "protocol version"   // no TLS version in common
+	ReasonNoCipher      = "no shared cipher"   // no cipher suite (or signature algorithm) in common
+	ReasonServerCert    = "server certificate" // the client refused the server's certificate
+	ReasonNotTLS        = "not TLS"            // the client spoke something else, e.g. plain MQTT
+	ReasonTimeout       = "timeout"            // no complete handshake within the timeout
+	ReasonClosed        = "closed"             // the client went away during the handshake
+	ReasonOther         = "other"
+)
+
+var reasons = []string{ReasonUnknownCA, ReasonRevoked, ReasonExpired, ReasonNoClientCert, ReasonBadClientCert,
+	ReasonVersion, ReasonNoCipher, ReasonServerCert, ReasonNotTLS, ReasonTimeout, ReasonClosed, ReasonOther}
+
+// Stats counts a listener's handshakes. Metrics read it; the map's keys
+// are fixed at creation, so reading it needs no lock.
+type Stats struct {
+	// Handshakes counts completed handshakes.
+	Handshakes atomic.Uint64
+	// Failures counts failed handshakes by reason (the Reason constants).
+	Failures map[string]*atomic.Uint64
+}
+
+func newStats() *Stats {
+	s := &Stats{Failures: make(map[string]*atomic.Uint64, len(reasons))}
+	for _, r := range reasons {
+		s.Failures[r] = new(atomic.Uint64)
+	}
+	return s
+}
+
+// FailureCounts returns a copy of the failure counters.
+func (s *Stats) FailureCounts() map[string]uint64 {
+	out := make(map[string]uint64, len(s.Failures))
+	for r, c := range s.Failures {
+		out[r] = c.Load()
+	}
+	return out
+}
+
+// classify turns a server-side handshake error into a reason and words
+// for a person.
+func classify(err error) (reason, why string) {
+	var re *RevokedError
+	if errors.As(err, &re) {
+		return ReasonRevoked, re.Error()
+	}
+	var cve *tls.CertificateVerificationError
+	if errors.As(err, &cve) {
+		who := "the client certificate"
+		if len(cve.UnverifiedCertificates) > 0 {
+			who += " " + subject(cve.UnverifiedCertificates[0])
+		}
+		var ua x509.UnknownAuthorityError
+		var ci x509.CertificateInvalidError
+		switch {
+		case errors.As(cve.Err, &ua):
+			return ReasonUnknownCA, who + " is not signed by any CA in cafile/capath"
+		case errors.As(cve.Err, &ci) && ci.Reason == x509.Expired:
+			return ReasonExpired, who + " is expired or not yet valid: " + ci.Detail
+		case errors.As(cve.Err, &ci) && ci.Reason == x509.IncompatibleUsage:
+			return ReasonBadClientCert, who + " is not for client authentication (extendedKeyUsage lacks clientAuth)"
+		}
+		return ReasonBadClientCert, who + ": " + cve.Err.Error()
+	}
+	var rh tls.RecordHeaderError
+	if errors.As(err, &rh) {
+		if looksLikeMQTT(rh.RecordHeader[:]) {
+			return ReasonNotTLS, "the client sent plain MQTT to the TLS port (it should use TLS, e.g. --cafile, or the plain port)"
+		}
+		return ReasonNotTLS, "the client did not speak TLS"
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, context.DeadlineExceeded) {
+		return ReasonTimeout, "no complete handshake in time"
+	}
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "client didn't provide a certificate"):
+		return ReasonNoClientCert, "no client certificate, and require_certificate is true (the client must pass --cert and --key)"
+	case strings.Contains(msg, "unsupported versions") || strings.Contains(msg, "protocol version"):
+		return ReasonVersion, "the client offers no TLS version this listener accepts (" + msg + "); see tls_version"
+	case strings.Contains(msg, "no cipher suite supported") || strings.Contains(msg, "no ECDHE curve") ||
+		strings.Contains(msg, "no mutually supported") || strings.Contains(msg, "signature algorithm"):
+		return ReasonNoCipher, "no cipher suite in common with the client (" + msg + "); see ciphers"
+	case strings.Contains(msg, "remote error"):
+		// The client sent an alert: it refused our certificate (unknown CA,
+		// wrong name) or gave up for its own reasons.
+		return ReasonServerCert, "the client refused the handshake (" + strings.TrimPrefix(msg, "remote error: ") +
+			"): usually it does not trust the server's certificate or it was issued for another name"
+	case strings.Contains(msg, "bad record MAC"):
+		// OpenSSL clients that refuse the server's certificate in TLS 1.3
+		// send their alert in a record this side cannot decrypt yet.
+		return ReasonServerCert, "the client ended the handshake with an alert that could not be read: most likely it does not trust the server's certificate or it was issued for another name"
+	case errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, net.ErrClosed) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, context.Canceled):
+		return ReasonClosed, "the client closed the connection during the handshake (it may have refused the server's certificate)"
+	}
+	return ReasonOther, msg
+}
+
+// looksLikeMQTT reports whether the first bytes are an MQTT CONNECT.
+func looksLikeMQTT(b []byte) bool { return len(b) > 0 && b[0] == 0x10 }
+
+// handshakeFailed logs and counts one failed handshake.
+func (s *Server) handshakeFailed(tc *tls.Conn, err error) {
+	reason, why := classify(err)
+	s.stats.Failures[reason].Add(1)
+	if reason == ReasonClosed && s.ctx.Err() != nil {
+		return // the listener is closing
+	}
+	sni := "no SNI"
+	if n := tc.ConnectionState().ServerName; n != "" {
+		sni = fmt.Sprintf("SNI %q", n)
+	}
+	s.log.Warn(fmt.Sprintf("%s: TLS handshake failed: client %s, %s: %s: %s", s.name, tc.RemoteAddr(), sni, reason, why))
+}
+
+// maxPendingHandshakes bounds the handshakes in progress on one listener,
+// so a flood of slow clients costs bounded memory: past it, accepting
+// waits.
+const maxPendingHandshakes = 256
+
+// NewListener wraps a listener so that Accept returns connections, as
+// *tls.Conn, whose handshake has completed: each runs in its own goroutine
+// under Options.HandshakeTimeout, and a failure is logged once (client
+// address, SNI, reason in words), counted, and never reaches the broker.
+// Closing the returned listener closes inner and aborts the handshakes in
+// progress.
+func (s *Server) NewListener(inner net.Listener) net.Listener {
+	ctx, cancel := context.WithCancel(s.ctx)
+	l := &listener{Listener: inner, s: s, ctx: ctx, cancel: cancel,
+		ready: make(chan accepted), sem: make(chan struct{}, maxPendingHandshakes)}
+	l.wg.Add(1)
+	go l.acceptLoop()
+	return l
+}
+
+type accepted struct {
+	c   net.Conn
+	err error
+}
+
+type listener struct {
+	net.Listener
+	s      *Server
+	ctx    context.Context
+	cancel context.CancelFunc
+	ready  chan accepted
+	sem    chan struct{}
+	wg     sync.WaitGroup
+	once   sync.Once
+}
+
+// Accept returns the next connection whose handshake succeeded, or the
+// inner listener's error (the broker backs off on temporary ones).
+func (l *listener) Accept() (net.Conn, error) {
+	select {
+	case a := <-l.ready:
+		return a.c, a.err
+	case <-l.ctx.Done():
+		return nil, net.ErrClosed
+	}
+}
+
+// Close stops accepting, aborts pending handshakes and waits for them.
+func (l *listener) Close() error {
+	var err error
+	l.once.Do(func() {
+		l.cancel()
+		err = l.Listener.Close()
+		l.wg.Wait()
+	})
+	return err
+}
+
+func (l *listener) acceptLoop() {
+	defer l.wg.Done()
+	for {
+		select {
+		case l.sem <- struct{}{}:
+		case <-l.ctx.Done():
+			return
+		}
+		c, err := l.Listener.Accept()
+		if err != nil {
+			<-l.sem
+			if l.ctx.Err() != nil {
+				return
+			}
+			// Hand the error over and wait until it is taken, so that the
+			// caller's back-off also paces this loop.
+			select {
+			case l.ready <- accepted{err: err}:
+			case <-l.ctx.Done():
+				return
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			continue
+		}
+		l.wg.Add(1)
+		go l.handshake(c)
+	}
+}
+
+func (l *listener) handshake(c net.Conn) {
+	defer l.wg.Done()
+	tc := tls.Server(c, l.s.base)
+	ctx, cancel := context.WithTimeout(l.ctx, l.s.o.HandshakeTimeout)
+	err := tc.HandshakeContext(ctx)
+	cancel()
+	<-l.sem
+	if err != nil {
+		l.s.handshakeFailed(tc, err)
+		tc.Close()
+		return
+	}
+	l.s.stats.Handshakes.Add(1)
+	select {
+	case l.ready <- accepted{c: tc}:
+	case <-l.ctx.Done():
+		tc.Close()
+	}
+}

@@ -1,0 +1,366 @@
+package tlsconf
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"net/http"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+
+	"github.com/mamori-mqtt/mamori/internal/config"
+)
+
+// Start runs the listener's background work until ctx is done or Close is
+// called: watching its files, fetching crl_url, and the daily expiry and
+// hourly CRL freshness checks. The expiry check also runs once at once.
+func (s *Server) Start(ctx context.Context) {
+	s.mu.Lock()
+	if s.started {
+		s.mu.Unlock()
+		return
+	}
+	s.started = true
+	s.mu.Unlock()
+	s.checkExpiry()
+	s.wg.Add(4)
+	go func() {
+		defer s.wg.Done()
+		select {
+		case <-ctx.Done():
+			s.cancel()
+		case <-s.ctx.Done():
+		}
+	}()
+	// Each loop has its own resync signal, so that Apply reaches both.
+	fileSync, urlSync := make(chan struct{}, 1), make(chan struct{}, 1)
+	go func() {
+		defer s.wg.Done()
+		for {
+			select {
+			case <-s.resync:
+				for _, ch := range []chan struct{}{fileSync, urlSync} {
+					select {
+					case ch <- struct{}{}:
+					default:
+					}
+				}
+			case <-s.ctx.Done():
+				return
+			}
+		}
+	}()
+	go s.watchLoop(fileSync)
+	go s.crlLoop(urlSync)
+	s.wg.Add(1)
+	go s.periodic()
+}
+
+// Close stops the background work and waits for it. Listeners made by
+// NewListener are closed by their owner.
+func (s *Server) Close() error {
+	s.cancel()
+	s.wg.Wait()
+	return nil
+}
+
+// watchDirs lists the directories to watch: each file's own directory and,
+// for a symlink, its target's, so that both an atomic rename next to the
+// file and a swap of the link (as Kubernetes and certbot do) are seen.
+func (s *Server) watchDirs() []string {
+	t := &s.state.Load().spec.l.TLS
+	set := map[string]bool{}
+	add := func(p string) {
+		if p == "" {
+			return
+		}
+		set[filepath.Dir(filepath.Clean(p))] = true
+		if r, err := filepath.EvalSymlinks(p); err == nil {
+			set[filepath.Dir(r)] = true
+		}
+	}
+	for _, ck := range t.Certs {
+		add(ck.CertFile.Path)
+		add(ck.KeyFile.Path)
+	}
+	add(t.CAFile.Path)
+	for _, f := range t.CRLFiles {
+		add(f.Path)
+	}
+	if t.CAPath.IsSet() {
+		set[filepath.Clean(t.CAPath.Path)] = true
+		add(t.CAPath.Path)
+		if r, err := filepath.EvalSymlinks(t.CAPath.Path); err == nil {
+			set[r] = true
+		}
+	}
+	dirs := make([]string, 0, len(set))
+	for d := range set {
+		dirs = append(dirs, d)
+	}
+	sort.Strings(dirs)
+	return dirs
+}
+
+// watchLoop reloads after file events have been quiet for Debounce. Any
+// event in a watched directory counts, because a symlink swap changes a
+// name other than the file's; Reload then loads only what really changed.
+func (s *Server) watchLoop(resync <-chan struct{}) {
+	defer s.wg.Done()
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		close(s.watchReady)
+		s.log.Warn(fmt.Sprintf("%s: cannot watch the TLS files (%v); reload them with SIGHUP", s.name, err))
+		return
+	}
+	defer w.Close()
+	watched := map[string]bool{}
+	sync := func() {
+		want := map[string]bool{}
+		for _, d := range s.watchDirs() {
+			want[d] = true
+			if watched[d] {
+				continue
+			}
+			if err := w.Add(d); err != nil {
+				s.log.Warn(fmt.Sprintf("%s: cannot watch %s (%v); changes there need SIGHUP", s.name, d, err))
+				continue
+			}
+			watched[d] = true
+		}
+		for d := range watched {
+			if !want[d] {
+				_ = w.Remove(d)
+				delete(watched, d)
+			}
+		}
+	}
+	sync()
+	close(s.watchReady)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	for {
+		select {
+		case ev, ok := <-w.Events:
+			if !ok {
+				return
+			}
+			if ev.Op == fsnotify.Chmod {
+				continue
+			}
+			timer.Reset(s.o.Debounce)
+		case err, ok := <-w.Errors:
+			if !ok {
+				return
+			}
+			s.log.Warn(fmt.Sprintf("%s: file watching: %v", s.name, err))
+		case <-timer.C:
+			s.Reload()
+			// A directory that was missing may exist now, and a symlink
+			// may point somewhere new.
+			sync()
+		case <-resync:
+			sync()
+		case <-s.ctx.Done():
+			return
+		}
+	}
+}
+
+// crlLoop fetches every crl_url on its interval, retrying failures sooner.
+func (s *Server) crlLoop(resync <-chan struct{}) {
+	defer s.wg.Done()
+	due := map[string]time.Time{}
+	fails := map[string]int{}
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-timer.C:
+		case <-resync:
+		case <-s.ctx.Done():
+			return
+		}
+		sp := s.state.Load().spec
+		now := time.Now()
+		live := map[string]bool{}
+		next := now.Add(24 * time.Hour)
+		for _, v := range sp.l.TLS.CRLURLs {
+			u := v.Text
+			live[u] = true
+			d, known := due[u]
+			if !known {
+				// Fetched once by New or Apply's caller; the first refresh
+				// comes one interval later unless that fetch failed.
+				d = now
+				if s.state.Load().urlCRLs[u] != nil {
+					d = now.Add(sp.crlRefresh)
+				}
+			}
+			if !d.After(now) {
+				if s.fetchCRL(v, time.Minute) {
+					fails[u] = 0
+					d = now.Add(sp.crlRefresh)
+				} else {
+					fails[u]++
+					d = now.Add(min(sp.crlRefresh, 30*time.Second<<min(fails[u], 6)))
+				}
+			}
+			due[u] = d
+			if d.Before(next) {
+				next = d
+			}
+		}
+		for u := range due {
+			if !live[u] {
+				delete(due, u)
+				delete(fails, u)
+			}
+		}
+		timer.Reset(time.Until(next))
+	}
+}
+
+// maxCRLSize bounds a fetched CRL; large CAs publish CRLs of a few MB.
+const maxCRLSize = 64 << 20
+
+// fetchCRL downloads one crl_url and installs it if it is new and valid.
+// It reports whether the CRL in service is now current.
+func (s *Server) fetchCRL(v config.Value, timeout time.Duration) bool {
+	ctx, cancel := context.WithTimeout(s.ctx, timeout)
+	defer cancel()
+	data, err := s.download(ctx, v.Text)
+	if err != nil {
+		s.log.Error(fmt.Sprintf("%s: crl_url %s (%s): %v; keeping the CRL in service, retrying", s.name, v.Text, v.Pos, err))
+		return false
+	}
+	now := s.o.Now()
+	st := s.state.Load()
+	old := st.urlCRLs[v.Text]
+	if old != nil && old.sum == sha256.Sum256(data) {
+		return true
+	}
+	it, err := newCRLItem("crl_url "+v.Text, v.Pos, data, now)
+	if err != nil {
+		s.log.Error(fmt.Sprintf("%s: crl_url %s (%s): %v; keeping the CRL in service", s.name, v.Text, v.Pos, err))
+		return false
+	}
+	if old != nil && olderCRL(it, old) {
+		s.log.Error(fmt.Sprintf("%s: crl_url %s served CRL number %s, older than the one in use (%s); ignored", s.name, v.Text, it.crl.Number, old.crl.Number))
+		return false
+	}
+	s.log.Info(fmt.Sprintf("%s: loaded crl_url %s: %s", s.name, v.Text, it.describe()))
+	s.checkCRL(it, st, now)
+	s.setURLCRL(v.Text, it)
+	return true
+}
+
+func (s *Server) download(ctx context.Context, url string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := s.http.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("HTTP %s", resp.Status)
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxCRLSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxCRLSize {
+		return nil, fmt.Errorf("larger than %d MB", maxCRLSize>>20)
+	}
+	return data, nil
+}
+
+// FetchCRLs fetches every crl_url once, now, waiting at most 10 seconds
+// for each. New does no network I/O; the broker calls this before
+// accepting clients, so that a reachable CRL is in force from the first
+// handshake. Failures are logged and retried by Start's loop: an
+// unreachable CRL server delays the start, but does not prevent it.
+func (s *Server) FetchCRLs() {
+	for _, v := range s.state.Load().spec.l.TLS.CRLURLs {
+		s.fetchCRL(v, 10*time.Second)
+	}
+}
+
+// periodic runs the expiry check daily and the CRL freshness check hourly.
+func (s *Server) periodic() {
+	defer s.wg.Done()
+	tick := time.NewTicker(time.Hour)
+	defer tick.Stop()
+	for n := 1; ; n++ {
+		select {
+		case <-tick.C:
+		case <-s.ctx.Done():
+			return
+		}
+		now := s.o.Now()
+		for _, c := range s.state.Load().allCRLs() {
+			if c.stale(now) {
+				s.warnStaleCRL(c, now)
+			}
+		}
+		if n%24 == 0 {
+			s.checkExpiry()
+		}
+	}
+}
+
+// Expiry is one configured certificate and when it expires.
+type Expiry struct {
+	Source   string // "certfile PATH", "cafile PATH" or "capath DIR"
+	Subject  string
+	NotAfter time.Time
+}
+
+// Expiries lists every certificate the listener uses: server certificates
+// with their chains, and CAs, for metrics (seconds until expiry).
+func (s *Server) Expiries() []Expiry {
+	st := s.state.Load()
+	var out []Expiry
+	for _, c := range st.certs {
+		for i, der := range c.cert.Certificate {
+			x := c.leaf
+			if i > 0 {
+				var err error
+				if x, err = x509.ParseCertificate(der); err != nil {
+					continue
+				}
+			}
+			out = append(out, Expiry{Source: c.name(), Subject: subject(x), NotAfter: x.NotAfter})
+		}
+	}
+	for _, ca := range st.cas {
+		for _, x := range ca.certs {
+			out = append(out, Expiry{Source: ca.name(), Subject: subject(x), NotAfter: x.NotAfter})
+		}
+	}
+	return out
+}
+
+// checkExpiry warns about every certificate that expires within
+// ExpiryWarningDays, and reports those already expired as errors.
+func (s *Server) checkExpiry() {
+	now := s.o.Now()
+	for _, e := range s.Expiries() {
+		left := e.NotAfter.Sub(now)
+		switch {
+		case left <= 0:
+			s.log.Error(fmt.Sprintf("%s: %s: certificate %s EXPIRED on %s", s.name, e.Source, e.Subject, e.NotAfter.UTC().Format("2006-01-02")))
+		case s.o.ExpiryWarningDays > 0 && left < time.Duration(s.o.ExpiryWarningDays)*24*time.Hour:
+			s.log.Warn(fmt.Sprintf("%s: %s: certificate %s expires in %d day(s), on %s (cert_expiry_warning_days %d)", s.name, e.Source, e.Subject,
+				int(left.Hours()/24), e.NotAfter.UTC().Format("2006-01-02"), s.o.ExpiryWarningDays))
+		}
+	}
+}

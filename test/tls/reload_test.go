@@ -1,0 +1,107 @@
+package tls
+
+import (
+	"crypto/x509"
+	"encoding/pem"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// servedSerial returns the serial number of the certificate the broker
+// presents, as read by openssl s_client.
+func servedSerial(t *testing.T, b *broker) string {
+	t.Helper()
+	out := sClient(t, b, "-showcerts")
+	block, _ := pem.Decode([]byte(out[strings.Index(out, "-----BEGIN"):]))
+	if block == nil {
+		t.Fatalf("no certificate in s_client output:\n%s", out)
+	}
+	c, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.SerialNumber.String()
+}
+
+// serialOf reads a certificate file's serial number.
+func serialOf(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, _ := pem.Decode(b)
+	c, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.SerialNumber.String()
+}
+
+// replace copies src over dst the way renewal tools do: write a new file
+// next to it, then rename.
+func replace(t *testing.T, src, dst string) {
+	t.Helper()
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp := dst + ".new"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, dst); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestLiveReload renews the server certificate under a running broker:
+// new handshakes get the new certificate within seconds, and a subscriber
+// connected before keeps its connection and its messages.
+func TestLiveReload(t *testing.T) {
+	need(t, "openssl", "mosquitto_pub", "mosquitto_sub", "stdbuf")
+	dir := t.TempDir()
+	seedCA(t, dir, "ca", "/CN=CA")
+	seedLeaf(t, dir, "old", "/CN=localhost", "ca")
+	seedLeaf(t, dir, "new", "/CN=localhost", "ca")
+	live := filepath.Join(dir, "live")
+	if err := os.Mkdir(live, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	crt, key := filepath.Join(live, "server.crt"), filepath.Join(live, "server.key")
+	replace(t, filepath.Join(dir, "old.crt"), crt)
+	replace(t, filepath.Join(dir, "old.key"), key)
+	b := startBroker(t, t.TempDir(), func(port int) string {
+		return tlsListener(port, "certfile "+crt, "keyfile "+key, "allow_anonymous true")
+	})
+	ca := filepath.Join(dir, "ca.crt")
+	if got, want := servedSerial(t, b), serialOf(t, crt); got != want {
+		t.Fatalf("serving serial %s, want %s", got, want)
+	}
+	sub := mosquittoSub(t, b, "--cafile", ca, "-t", "reload/test", "-v")
+
+	replace(t, filepath.Join(dir, "new.crt"), crt)
+	replace(t, filepath.Join(dir, "new.key"), key)
+	b.waitOutput("reloaded certfile " + crt)
+	if got, want := servedSerial(t, b), serialOf(t, crt); got != want {
+		t.Fatalf("after renewal serving serial %s, want %s", got, want)
+	}
+	if out, err := mosquittoPub(t, b, "--cafile", ca, "-t", "reload/test", "-m", "after-renewal"); err != nil {
+		t.Fatalf("mosquitto_pub: %v\n%s", err, out)
+	}
+	sub.waitOutput("reload/test after-renewal")
+	if n := strings.Count(sub.output(), "sending CONNECT"); n != 1 {
+		t.Errorf("the subscriber reconnected (%d CONNECTs):\n%s", n, sub.output())
+	}
+
+	// A broken renewal (a key that is not the certificate's) keeps the
+	// renewed pair in service, and the log says why.
+	kept := strings.Count(b.output(), "keeping the previous version in service")
+	replace(t, filepath.Join(dir, "old.key"), key)
+	b.waitOutputCount("keeping the previous version in service", kept+1)
+	if got, want := servedSerial(t, b), serialOf(t, crt); got != want {
+		t.Errorf("after a broken key serving serial %s, want %s", got, want)
+	}
+}
