@@ -51,6 +51,7 @@ type conn struct {
 	mcache  matchCache
 	groups  []groupPick
 	touched []*conn
+	hold    *session // a subscriber whose full queue holds this publisher back
 	props   packet.Properties
 	enc     encCache
 
@@ -372,7 +373,13 @@ func (c *conn) readLoop() error {
 				c.flushTouched()
 				return err
 			}
-			if len(c.touched) > 64 {
+			if c.hold != nil {
+				// A subscriber's queue is full: deliver what is pending and
+				// wait for room before handling the next packet, so each
+				// publisher overshoots the queue limit by one message at most.
+				c.flushTouched()
+				c.waitForRoom()
+			} else if len(c.touched) > 64 {
 				c.flushTouched()
 			}
 		}
@@ -392,6 +399,44 @@ func (c *conn) readLoop() error {
 			}
 			return err
 		}
+	}
+}
+
+// maxHold bounds how long a publisher waits for a subscriber's queue: a
+// subscriber that takes nothing for this long no longer holds anyone back,
+// and what does not fit in its queue is dropped.
+const maxHold = 5 * time.Second
+
+// holdFor records that s's queue is full, so this publisher reads no more
+// until it has room (back-pressure instead of losing acknowledged
+// messages). Called with s.mu held; the wait happens after the batch.
+func (c *conn) holdFor(s *session) {
+	if c.hold == nil {
+		c.hold = s
+	}
+}
+
+// waitForRoom blocks the read loop until the session that held it back
+// has room in its queue, goes offline, or maxHold passes.
+func (c *conn) waitForRoom() {
+	s := c.hold
+	c.hold = nil
+	s.mu.Lock()
+	if s.conn == nil || s.hasRoom() {
+		s.mu.Unlock()
+		return
+	}
+	if s.space == nil {
+		s.space = make(chan struct{})
+	}
+	ch := s.space
+	s.mu.Unlock()
+	t := time.NewTimer(maxHold)
+	defer t.Stop()
+	select {
+	case <-ch:
+	case <-t.C:
+	case <-c.closedCh:
 	}
 }
 

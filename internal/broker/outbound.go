@@ -126,10 +126,11 @@ func (c *conn) afterDrain() {
 		return
 	}
 	s.mu.Lock()
-	if s.conn == c && len(s.queue) > 0 {
-		s.pump(time.Now())
-	}
+	moved := s.conn == c && s.queue.len() > 0 && s.pump(time.Now())
 	s.mu.Unlock()
+	if moved {
+		c.kick()
+	}
 }
 
 // sendPublish encodes one PUBLISH for this connection. It applies the

@@ -201,3 +201,33 @@ func TestUpdateOptionsAppliesNewQueueLimit(t *testing.T) {
 		t.Fatalf("dropped %d, want 3", d)
 	}
 }
+
+func TestFullQueueHoldsPublisherBackInsteadOfDropping(t *testing.T) {
+	// An online subscriber that is slower than its publisher: rather than
+	// dropping messages the broker has acknowledged, the publisher is held
+	// back until the subscriber's queue has room.
+	b, addr := startBroker(t, func(o *Options) { o.MaxQueuedMessages = 5; o.MaxInflightMessages = 2 })
+	sub := connectOK(t, addr, packet.V311, "slow")
+	sub.subscribe(1, "bp", 1)
+	pub := connectOK(t, addr, packet.V311, "fast")
+	const n = 60
+	done := make(chan error, 1)
+	go func() {
+		for i := range n {
+			pub.nc.Write((&packet.Publish{QoS: 1, PacketID: uint16(i + 1), Topic: []byte("bp"), Payload: []byte{byte(i)}}).Append(nil, packet.V311))
+		}
+		done <- nil
+	}()
+	for i := range n {
+		m := sub.recvPublish()
+		if int(m.Payload[0]) != i {
+			t.Fatalf("message %d arrived as %d", i, m.Payload[0])
+		}
+		time.Sleep(2 * time.Millisecond) // a slow consumer
+		sub.send(&packet.Ack{Kind: packet.PUBACK, PacketID: m.PacketID})
+	}
+	<-done
+	if d := b.Stats().MessagesDropped.Load(); d != 0 {
+		t.Fatalf("%d acknowledged messages were dropped", d)
+	}
+}

@@ -288,7 +288,7 @@ func (b *Broker) deliver(from *conn, sub *subscription, in *inbound, shared bool
 	}
 	if c == nil {
 		if !s.gone && (qos > 0 || b.o().QueueQoS0Messages) && s.expiry != 0 {
-			s.enqueue(&outMsg{msg: in.owned(), qos: qos, retain: retain, subID: sub.subID})
+			s.enqueue(&outMsg{msg: in.owned(), qos: qos, retain: retain, subID: sub.subID}, nil)
 		}
 		s.mu.Unlock()
 		return
@@ -309,8 +309,8 @@ func (b *Broker) deliver(from *conn, sub *subscription, in *inbound, shared bool
 		return
 	}
 	om := &outMsg{msg: in.owned(), qos: qos, retain: retain, subID: sub.subID}
-	if len(s.queue) > 0 || len(s.inflight) >= s.window() || c.outFull() {
-		s.enqueue(om)
+	if s.queue.len() > 0 || len(s.inflight) >= s.window() || c.outFull() {
+		s.enqueue(om, from)
 		s.mu.Unlock()
 		return
 	}
@@ -353,12 +353,16 @@ func (c *conn) onAck(a *packet.Ack) error {
 	case packet.PUBACK, packet.PUBCOMP:
 		s.mu.Lock()
 		om, ok := s.inflight[a.PacketID]
+		moved := false
 		if ok && (a.Kind == packet.PUBACK) == (om.qos == 1) && (a.Kind == packet.PUBACK || om.rel) {
 			delete(s.inflight, a.PacketID)
 			s.untrack(om)
-			s.pump(now)
+			moved = s.pump(now)
 		}
 		s.mu.Unlock()
+		if moved {
+			c.touch(c)
+		}
 		// An unknown id is tolerated (late ack after a resend).
 	case packet.PUBREC:
 		s.mu.Lock()
@@ -367,7 +371,9 @@ func (c *conn) onAck(a *packet.Ack) error {
 			if a.Code.IsError() {
 				delete(s.inflight, a.PacketID) // a failure in PUBREC ends the flow
 				s.untrack(om)
-				s.pump(now)
+				if s.pump(now) {
+					c.touch(c)
+				}
 			} else {
 				om.rel = true
 				c.writeAck(packet.PUBREL, a.PacketID) // [MQTT-4.3.3-4]

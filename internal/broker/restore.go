@@ -42,13 +42,13 @@ func (b *Broker) restore() error {
 			if err != nil {
 				return
 			}
-			s.queue = append(s.queue, &outMsg{msg: msg, qos: m.QoS, retain: m.Retain, subID: m.SubscriptionID, seq: seq})
+			s.queue.push(&outMsg{msg: msg, qos: m.QoS, retain: m.Retain, subID: m.SubscriptionID, seq: seq})
 			s.qBytes += len(msg.Payload) + len(msg.Topic)
 			maxSeq = max(maxSeq, seq)
 		}); err != nil {
 			return fmt.Errorf("load queue of %s: %w", rec.ClientID, err)
 		}
-		sortBySeq(s.queue)
+		sortBySeq(s.queue.items)
 		b.sessions[s.id] = s
 		if s.expiry != neverExpires {
 			left := time.Duration(s.expiry)*time.Second - now.Sub(rec.Disconnected)

@@ -27,8 +27,11 @@ type session struct {
 
 	nextID   uint16
 	inflight map[uint16]*outMsg // outbound QoS>0 awaiting PUBACK/PUBREC/PUBCOMP
-	queue    []*outMsg          // outbound QoS>0 waiting for a window slot
+	queue    msgQueue           // outbound QoS>0 waiting for a window slot
 	qBytes   int
+	// space, when not nil, is closed once the queue has room again:
+	// publishers held back by a full queue wait on it.
+	space chan struct{}
 	incoming map[uint16]struct{} // inbound QoS 2 ids between PUBREC and PUBREL
 
 	expireTimer *time.Timer
@@ -128,37 +131,65 @@ func (s *session) untrack(om *outMsg) {
 }
 
 // enqueue queues an outbound message, honouring max_queued_messages and
-// max_queued_bytes; a message that does not fit is dropped and counted.
-// Caller holds s.mu.
-func (s *session) enqueue(om *outMsg) bool {
+// max_queued_bytes. When the queue is full and the client is online, the
+// publisher (from) is held back instead of the message being lost: the
+// message is queued past the limit (at most twice it) and the publisher's
+// read loop waits for room before it reads more. A message that still
+// does not fit — or any overflow for an offline client — is dropped and
+// counted, as Mosquitto does. Caller holds s.mu.
+func (s *session) enqueue(om *outMsg, from *conn) bool {
 	o := s.b.o()
 	size := len(om.msg.Payload) + len(om.msg.Topic)
-	if (o.MaxQueuedMessages > 0 && len(s.queue) >= o.MaxQueuedMessages) ||
-		(o.MaxQueuedBytes > 0 && s.qBytes+size > o.MaxQueuedBytes) {
-		s.b.stats.MessagesDropped.Add(1)
-		return false
+	n := s.queue.len()
+	over := (o.MaxQueuedMessages > 0 && n >= o.MaxQueuedMessages) ||
+		(o.MaxQueuedBytes > 0 && s.qBytes+size > o.MaxQueuedBytes)
+	if over {
+		hard := (o.MaxQueuedMessages > 0 && n >= 2*o.MaxQueuedMessages) ||
+			(o.MaxQueuedBytes > 0 && s.qBytes+size > 2*o.MaxQueuedBytes)
+		if s.conn == nil || from == nil || from.sess == s || hard {
+			s.b.stats.MessagesDropped.Add(1)
+			return false
+		}
+		from.holdFor(s)
 	}
 	s.track(om)
-	s.queue = append(s.queue, om)
+	s.queue.push(om)
 	s.qBytes += size
 	return true
 }
 
+// hasRoom reports whether the queue is below its limits. Caller holds s.mu.
+func (s *session) hasRoom() bool {
+	o := s.b.o()
+	return (o.MaxQueuedMessages <= 0 || s.queue.len() < o.MaxQueuedMessages) &&
+		(o.MaxQueuedBytes <= 0 || s.qBytes < o.MaxQueuedBytes)
+}
+
+// wakeWaiters releases publishers held back by this session's full queue.
+// Caller holds s.mu.
+func (s *session) wakeWaiters() {
+	if s.space != nil {
+		close(s.space)
+		s.space = nil
+	}
+}
+
 // pump moves queued messages into the in-flight window and onto the wire
-// while there is room. Caller holds s.mu.
-func (s *session) pump(now time.Time) {
+// while there is room, and reports whether it sent anything; the caller
+// wakes the writer (once per batch of acknowledgements). Caller holds s.mu.
+func (s *session) pump(now time.Time) bool {
 	c := s.conn
 	if c == nil {
-		return
+		return false
 	}
 	w := s.window()
-	n := 0
-	for n < len(s.queue) && len(s.inflight) < w {
+	moved := false
+	for s.queue.len() > 0 && len(s.inflight) < w {
 		if c.outFull() {
 			break
 		}
-		om := s.queue[n]
-		n++
+		om := s.queue.pop()
+		moved = true
 		s.qBytes -= len(om.msg.Payload) + len(om.msg.Topic)
 		if om.msg.expired(now) {
 			s.untrack(om)
@@ -176,17 +207,39 @@ func (s *session) pump(now time.Time) {
 			s.untrack(om)
 		}
 	}
-	if n > 0 {
-		copy(s.queue, s.queue[n:])
-		for i := len(s.queue) - n; i < len(s.queue); i++ {
-			s.queue[i] = nil
-		}
-		s.queue = s.queue[:len(s.queue)-n]
-		if len(s.queue) == 0 && cap(s.queue) > 1024 {
-			s.queue = nil
-		}
-		c.kick()
+	if moved && s.space != nil && s.hasRoom() {
+		s.wakeWaiters()
 	}
+	return moved
+}
+
+// msgQueue is a FIFO of outbound messages that pops from the front
+// without moving the rest.
+type msgQueue struct {
+	items []*outMsg
+	head  int
+}
+
+func (q *msgQueue) len() int { return len(q.items) - q.head }
+
+func (q *msgQueue) push(om *outMsg) { q.items = append(q.items, om) }
+
+func (q *msgQueue) pop() *outMsg {
+	om := q.items[q.head]
+	q.items[q.head] = nil
+	q.head++
+	switch {
+	case q.head == len(q.items):
+		q.items, q.head = q.items[:0], 0
+		if cap(q.items) > 4096 {
+			q.items = nil
+		}
+	case q.head > 1024 && 2*q.head > len(q.items):
+		n := copy(q.items, q.items[q.head:])
+		clear(q.items[n:])
+		q.items, q.head = q.items[:n], 0
+	}
+	return om
 }
 
 // resend retransmits in-flight messages on a resumed session, in their

@@ -105,8 +105,8 @@ func (b *Broker) deliverOwned(from *conn, s *session, m *Message, qos byte, reta
 	switch {
 	case qos == 0:
 		c.sendOwned(om, now)
-	case len(s.queue) > 0 || len(s.inflight) >= s.window():
-		s.enqueue(om)
+	case s.queue.len() > 0 || len(s.inflight) >= s.window():
+		s.enqueue(om, nil)
 	default:
 		om.id = s.allocID()
 		s.track(om)
@@ -217,6 +217,7 @@ func (b *Broker) start(c *conn) {
 	s.mu.Lock()
 	if s.conn == c {
 		s.resend(now)
+		s.wakeWaiters()
 		s.pump(now)
 	}
 	s.mu.Unlock()
@@ -242,6 +243,7 @@ func (b *Broker) detach(c *conn) {
 	}
 	s.conn = nil
 	s.isOnline.Store(false)
+	s.wakeWaiters() // offline: overflow is dropped now, nobody waits
 	expiry := s.expiry
 	if will != nil {
 		delay := min(c.willDelay, expiry)
@@ -290,7 +292,8 @@ func (b *Broker) endSession(s *session) {
 	s.will = nil
 	s.stopTimers()
 	subs := s.filters()
-	s.queue, s.inflight = nil, nil
+	s.queue, s.inflight = msgQueue{}, nil
+	s.wakeWaiters()
 	s.mu.Unlock()
 	b.mu.Unlock()
 	b.subs.UnsubscribeAll(s.id, subs)
