@@ -31,7 +31,7 @@ type session struct {
 	qBytes   int
 	// space, when not nil, is closed once the queue has room again:
 	// publishers held back by a full queue wait on it.
-	space chan struct{}
+	space    chan struct{}
 	incoming map[uint16]struct{} // inbound QoS 2 ids between PUBREC and PUBREL
 
 	expireTimer *time.Timer
