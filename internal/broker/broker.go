@@ -214,6 +214,8 @@ func New(opts Options) (*Broker, error) {
 		b.wg.Add(1)
 		go b.sysLoop(opts.SysInterval)
 	}
+	b.wg.Add(1)
+	go b.sweep()
 	return b, nil
 }
 
@@ -239,6 +241,32 @@ func normalize(opts *Options) {
 	}
 	if opts.MaxQoS > 2 {
 		opts.MaxQoS = 2
+	}
+}
+
+// sweep frees the output buffers of connections that went quiet, every
+// few seconds, until the broker closes.
+func (b *Broker) sweep() {
+	defer b.wg.Done()
+	t := time.NewTicker(idleRelease / 2)
+	defer t.Stop()
+	var conns []*conn
+	for {
+		select {
+		case <-b.ctx.Done():
+			return
+		case now := <-t.C:
+			b.mu.Lock()
+			for c := range b.conns {
+				conns = append(conns, c)
+			}
+			b.mu.Unlock()
+			for _, c := range conns {
+				c.releaseIfIdle(now.UnixNano())
+			}
+			clear(conns)
+			conns = conns[:0]
+		}
 	}
 }
 

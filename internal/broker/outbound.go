@@ -7,9 +7,26 @@ import (
 	"github.com/mamori-mqtt/mamori/internal/packet"
 )
 
-// Outbound buffers larger than this are dropped once written, so a burst
-// does not leave a connection holding a large buffer forever.
+// keepOutCap bounds scratch buffers kept between messages (encodings).
 const keepOutCap = 16 << 10
+
+// maxKeptOut is the largest output buffer a busy connection keeps between
+// writes; larger ones (after a burst to a slow reader) are dropped.
+const maxKeptOut = 1 << 20
+
+// idleRelease is how long a connection's output must have been quiet
+// before the sweeper frees its buffers.
+const idleRelease = 10 * time.Second
+
+// releaseIfIdle frees the output buffers of a connection that has written
+// nothing for idleRelease, so idle connections hold no buffers.
+func (c *conn) releaseIfIdle(now int64) {
+	c.outMu.Lock()
+	if !c.writing && len(c.out) == 0 && now-c.lastOut > int64(idleRelease) {
+		c.out, c.spare = nil, nil
+	}
+	c.outMu.Unlock()
+}
 
 // writePacket encodes p onto the connection's output.
 func (c *conn) writePacket(p packet.Packet) {
@@ -49,10 +66,29 @@ func (c *conn) touch(target *conn) {
 func (c *conn) flushTouched() {
 	for i, t := range c.touched {
 		t.kickMark.Store(false)
-		t.kick()
+		if t == c {
+			// The read loop writes its own acknowledgements itself when no
+			// writer is running: no goroutine to start for a PUBACK.
+			c.flushInline()
+		} else {
+			t.kick()
+		}
 		c.touched[i] = nil
 	}
 	c.touched = c.touched[:0]
+}
+
+// flushInline runs the writer in the calling goroutine if none is running.
+func (c *conn) flushInline() {
+	c.outMu.Lock()
+	start := !c.writing && !c.closed && (len(c.out) > 0 || c.closing)
+	if start {
+		c.writing = true
+	}
+	c.outMu.Unlock()
+	if start {
+		c.writeLoop()
+	}
 }
 
 // kick starts the writer goroutine if there is output and none is running.
@@ -83,10 +119,16 @@ func (c *conn) writeLoop() {
 		if len(c.out) == 0 {
 			c.writing = false
 			closing, why := c.closing, c.closeReason
-			if cap(c.out) > keepOutCap {
+			// Buffers are kept while the connection is busy, so a stream of
+			// bursts does not regrow them each time; the broker's sweeper
+			// drops them once the connection has been quiet for a while.
+			if cap(c.out) > maxKeptOut {
 				c.out = nil
 			}
-			c.spare = nil
+			if cap(c.spare) > maxKeptOut {
+				c.spare = nil
+			}
+			c.lastOut = time.Now().UnixNano()
 			c.outMu.Unlock()
 			if closing {
 				c.closeNow(why)
@@ -111,7 +153,7 @@ func (c *conn) writeLoop() {
 			return
 		}
 		c.outMu.Lock()
-		if c.spare == nil && cap(buf) <= 4*keepOutCap {
+		if c.spare == nil && cap(buf) <= maxKeptOut {
 			c.spare = buf[:0]
 		}
 		c.outMu.Unlock()

@@ -18,7 +18,7 @@ type inbound struct {
 	qos     byte
 	retain  bool
 	from    string
-	now     time.Time
+	now     time.Time // zero until clock() is first needed
 	pub     *packet.Publish // source, for building msg
 	msg     *Message
 	enc     *encCache // shared encodings; nil: encode per receiver
@@ -26,9 +26,18 @@ type inbound struct {
 
 func (in *inbound) owned() *Message {
 	if in.msg == nil {
-		in.msg = newMessage(strings.Clone(in.topic), in.pub, in.from, in.now)
+		in.msg = newMessage(strings.Clone(in.topic), in.pub, in.from, in.clock())
 	}
 	return in.msg
+}
+
+// clock is the time the message was received, read once and only when a
+// message expiry needs it: most messages never do.
+func (in *inbound) clock() time.Time {
+	if in.now.IsZero() {
+		in.now = time.Now()
+	}
+	return in.now
 }
 
 // groupPick is a shared subscription group chosen during a match.
@@ -107,11 +116,14 @@ func (c *conn) onPublish(p *packet.Publish) error {
 		if mp := c.l.MountPoint; mp != "" {
 			full = mp + name
 		}
-		c.props.Reset()
-		forwardable(&c.props, &p.Props, false)
+		if c.version == packet.V5 {
+			// MQTT 3 messages carry no properties: c.props stays empty.
+			c.props.Reset()
+			forwardable(&c.props, &p.Props, false)
+		}
 		c.enc.reset()
 		in := inbound{topic: full, payload: p.Payload, props: &c.props, qos: p.QoS, retain: p.Retain,
-			from: c.info.ClientID, now: time.Now(), pub: p, enc: &c.enc}
+			from: c.info.ClientID, pub: p, enc: &c.enc}
 		if p.Retain {
 			c.b.retain(&in)
 		}
@@ -325,7 +337,7 @@ func (b *Broker) deliver(from *conn, sub *subscription, in *inbound, shared bool
 	} else {
 		var exp uint32
 		if !m.Expiry.IsZero() {
-			exp = m.remaining(in.now)
+			exp = m.remaining(in.clock())
 		}
 		res = c.sendPublish(m.Topic, m.Payload, &m.Props, qos, om.id, retain, false, sub.subID, exp, !m.Expiry.IsZero())
 	}

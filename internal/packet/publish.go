@@ -24,7 +24,9 @@ func (p *Publish) Decode(flags byte, body []byte, v Version) error {
 	p.QoS = (flags >> 1) & 0x03
 	p.Retain = flags&0x01 != 0
 	p.PacketID = 0
-	p.Props.Reset()
+	if p.Props.Has != 0 || p.Props.User != nil {
+		p.Props.Reset() // skipped for MQTT 3, whose packets never set any
+	}
 	if p.QoS == 3 {
 		return ErrMalformedPacket.With("PUBLISH with QoS 3") // [MQTT-3.3.1-4]
 	}
