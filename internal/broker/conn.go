@@ -63,7 +63,7 @@ type conn struct {
 	closed   bool
 	aliasOut map[string]uint16 // outbound topic aliases (MQTT 5), under outMu
 	dropped  uint64
-	lastOut  int64 // UnixNano of the last drained write, under outMu
+	lastOut  int64       // UnixNano of the last drained write, under outMu
 	kickMark atomic.Bool // queued in some publisher's touched list
 
 	closeOnce   sync.Once

@@ -18,7 +18,7 @@ type inbound struct {
 	qos     byte
 	retain  bool
 	from    string
-	now     time.Time // zero until clock() is first needed
+	now     time.Time       // zero until clock() is first needed
 	pub     *packet.Publish // source, for building msg
 	msg     *Message
 	enc     *encCache // shared encodings; nil: encode per receiver
