@@ -2,6 +2,7 @@ package broker
 
 import (
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -323,8 +324,18 @@ func (c *conn) handleConnect(body []byte) error {
 	c.b.stats.TotalConnects.Add(1)
 	c.b.stats.Connections.Add(1)
 	if c.b.o().ConnectionMessages {
-		c.b.log.Info(fmt.Sprintf("New client connected from %s as %s (p%d, c%d, k%d%s).",
-			hostOf(c.nc.RemoteAddr()), c.info.ClientID, p.Version, b2i(p.CleanStart), p.KeepAlive, userSuffix(&c.info)))
+		msg := fmt.Sprintf("New client connected from %s as %s (p%d, c%d, k%d%s).",
+			hostOf(c.nc.RemoteAddr()), c.info.ClientID, p.Version, b2i(p.CleanStart), p.KeepAlive, userSuffix(&c.info))
+		if cs, ok := c.nc.(interface{ ConnectionState() tls.ConnectionState }); ok {
+			st := cs.ConnectionState()
+			attrs := []any{"tls", tls.VersionName(st.Version), "cipher", tls.CipherSuiteName(st.CipherSuite)}
+			if len(st.PeerCertificates) > 0 {
+				attrs = append(attrs, "certificate", st.PeerCertificates[0].Subject.String())
+			}
+			c.b.log.Info(msg, attrs...)
+		} else {
+			c.b.log.Info(msg)
+		}
 	}
 	c.ready.Store(true)
 	c.b.start(c)

@@ -42,6 +42,10 @@ type WebSocket struct {
 	MaxHeaderBytes int
 	// TLS, when set, makes this a wss listener.
 	TLS *tls.Config
+	// WrapTLS, when set, makes this a wss listener through a listener that
+	// completes (and logs) TLS handshakes itself; it takes precedence over
+	// TLS and must offer ALPN http/1.1.
+	WrapTLS func(net.Listener) net.Listener
 	// Log receives WebSocket events with the attribute log_type=websockets
 	// (Mosquitto's `log_type websockets`); nil discards them.
 	Log *slog.Logger
@@ -56,7 +60,10 @@ type WebSocket struct {
 // after Close.
 func (w *WebSocket) ServeListener(ln net.Listener) error {
 	log := w.logger()
-	if w.TLS != nil {
+	switch {
+	case w.WrapTLS != nil:
+		ln = w.WrapTLS(ln)
+	case w.TLS != nil:
 		ln = tls.NewListener(ln, wssConfig(w.TLS))
 	}
 	maxHdr := w.MaxHeaderBytes
@@ -161,8 +168,23 @@ func (w *WebSocket) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	// The request's context ends when this handler returns; the MQTT
 	// connection is closed by the broker, which owns it from here.
 	nc := websocket.NetConn(context.WithoutCancel(r.Context()), ws, websocket.MessageBinary)
+	if r.TLS != nil {
+		// The broker reads the client certificate (identity, revocation)
+		// from the connection it serves, as on a TLS TCP listener.
+		nc = &tlsNetConn{Conn: nc, state: *r.TLS}
+	}
 	w.Serve(nc)
 }
+
+// tlsNetConn is a WebSocket connection that reports the TLS state of the
+// HTTPS connection it runs on.
+type tlsNetConn struct {
+	net.Conn
+	state tls.ConnectionState
+}
+
+// ConnectionState returns the TLS state of the underlying HTTPS connection.
+func (c *tlsNetConn) ConnectionState() tls.ConnectionState { return c.state }
 
 func isUpgrade(r *http.Request) bool {
 	return strings.EqualFold(r.Header.Get("Upgrade"), "websocket")

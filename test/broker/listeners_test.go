@@ -325,3 +325,59 @@ func TestSecureWebSockets(t *testing.T) {
 	c.publish("wss/1", "over tls")
 	c.expect("wss/1", "over tls")
 }
+
+// TestSecureWebSocketsClientCertificate: on wss, as on TLS over TCP, a
+// required client certificate is verified and its CN becomes the user
+// name (use_identity_as_username), which the ACL then sees.
+func TestSecureWebSocketsClientCertificate(t *testing.T) {
+	loc, _, err := pki.EnsureLocal(filepath.Join(t.TempDir(), "ca"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := pki.Open(loc.Dir, pki.OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev, err := ca.Issue(pki.IssueRequest{Kind: pki.ClientCert, CommonName: "device1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	acl := filepath.Join(t.TempDir(), "acl")
+	if err := os.WriteFile(acl, []byte("user device1\ntopic readwrite devices/device1/#\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b := startBroker(t, func(port int) string {
+		return fmt.Sprintf("listener %d 127.0.0.1\nprotocol websockets\ncertfile %s\nkeyfile %s\ncafile %s\n"+
+			"require_certificate true\nuse_identity_as_username true\nacl_file %s\n",
+			port, loc.CertFile, loc.KeyFile, loc.CAFile, acl)
+	})
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(mustRead(t, loc.CAFile)) {
+		t.Fatal("no CA certificate")
+	}
+	cert, err := tls.LoadX509KeyPair(dev.CertFile, dev.KeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc := &tls.Config{RootCAs: pool, ServerName: "localhost", Certificates: []tls.Certificate{cert}}
+	wss := func(ctx context.Context) (net.Conn, error) {
+		return client.DialWebSocket(ctx, "wss://"+b.addr()+"/mqtt", tc, nil)
+	}
+	c := dial(t, client.Options{ClientID: "dev", Dial: wss})
+	c.subscribe("devices/device1/#")
+	c.publish("devices/device1/t", "allowed by the ACL for CN device1")
+	c.expect("devices/device1/t", "allowed by the ACL for CN device1")
+	b.waitLine("u'device1'")
+	// connection_messages names the TLS version and the certificate.
+	b.waitLine(`tls="TLS 1.3"`)
+	b.waitLine(`certificate="CN=device1`)
+
+	// Without a certificate the handshake is refused.
+	noCert := &tls.Config{RootCAs: pool, ServerName: "localhost"}
+	if nc, err := tryDial(t, client.Options{ClientID: "anon", ConnectTimeout: 5 * time.Second, Dial: func(ctx context.Context) (net.Conn, error) {
+		return client.DialWebSocket(ctx, "wss://"+b.addr()+"/mqtt", noCert, nil)
+	}}); err == nil {
+		nc.Close()
+		t.Fatal("a wss client without a certificate was let in")
+	}
+}

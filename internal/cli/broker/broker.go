@@ -279,6 +279,9 @@ func (s *server) openListeners(auths authSet) error {
 				TLS:            tc,
 				Log:            s.log,
 			}
+			if r.tls != nil {
+				r.ws.WrapTLS = r.tls.NewListener
+			}
 		} else if tc != nil {
 			for j, ln := range r.lns {
 				// Handshakes complete (and failures are logged with their
