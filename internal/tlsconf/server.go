@@ -112,6 +112,10 @@ type Server struct {
 	wg      sync.WaitGroup
 	started bool
 	resync  chan struct{} // the watched files or URLs changed (Apply)
+
+	staples    staples       // OCSP responses (ocsp_stapling)
+	resyncOCSP chan struct{} // certificates changed: fetch their staples
+	warned     sync.Map      // messages already logged once
 	// watchReady is closed once the directories are watched (or watching
 	// failed), so tests know when a file change will be seen.
 	watchReady chan struct{}
@@ -176,6 +180,7 @@ func New(o Options) (*Server, error) {
 	}
 	s := &Server{o: o, log: o.Log, name: o.Listener.String(), stats: newStats(),
 		http: o.HTTPClient, bad: map[string]digest{}, resync: make(chan struct{}, 1),
+		resyncOCSP: make(chan struct{}, 1),
 		watchReady: make(chan struct{})}
 	if s.http == nil {
 		s.http = &http.Client{Timeout: 30 * time.Second}
@@ -300,6 +305,21 @@ func (st *state) getCertificate(h *tls.ClientHelloInfo) (*tls.Certificate, error
 	return st.certs[0].cert, nil
 }
 
+// certsChanged asks the OCSP loop to fetch staples for new certificates.
+func (s *Server) certsChanged() {
+	select {
+	case s.resyncOCSP <- struct{}{}:
+	default:
+	}
+}
+
+// warnOnce logs a warning the first time key is seen.
+func (s *Server) warnOnce(key, msg string) {
+	if _, seen := s.warned.LoadOrStore(key, true); !seen {
+		s.log.Warn(msg)
+	}
+}
+
 // buildConfigs makes the snapshot's tls.Configs.
 func (s *Server) buildConfigs(st *state) {
 	sp := st.spec
@@ -313,6 +333,20 @@ func (s *Server) buildConfigs(st *state) {
 	}
 	if sp.clientAuth != tls.NoClientCert {
 		c.ClientCAs = st.pool
+	}
+	if sp.l.TLS.OCSPStapling {
+		c.GetCertificate = func(h *tls.ClientHelloInfo) (*tls.Certificate, error) {
+			cert, err := st.getCertificate(h)
+			if err != nil {
+				return nil, err
+			}
+			for _, it := range st.certs {
+				if it.cert == cert {
+					return s.withStaple(cert, it.leaf), nil
+				}
+			}
+			return cert, nil
+		}
 	}
 	st.conf = c
 	n := c.Clone()
@@ -517,6 +551,7 @@ func (s *Server) Reload() {
 		return
 	}
 	s.state.Store(st)
+	s.certsChanged()
 	s.mu.Unlock()
 	if crlsChanged(prev, st) {
 		s.closeRevoked()
@@ -559,6 +594,7 @@ func (s *Server) Apply(l *config.Listener) error {
 	}
 	s.buildConfigs(st)
 	s.state.Store(st)
+	s.certsChanged()
 	s.mu.Unlock()
 	select {
 	case s.resync <- struct{}{}:
@@ -604,6 +640,7 @@ func (s *Server) setURLCRL(url string, it *crlItem) {
 	st.urlCRLs[url] = it
 	s.buildConfigs(&st)
 	s.state.Store(&st)
+	s.certsChanged()
 	s.mu.Unlock()
 	s.closeRevoked()
 }

@@ -28,6 +28,10 @@ func (s *Server) Start(ctx context.Context) {
 	s.started = true
 	s.mu.Unlock()
 	s.checkExpiry()
+	if s.state.Load().spec.l.TLS.OCSPStapling {
+		s.wg.Add(1)
+		go s.ocspLoop()
+	}
 	s.wg.Add(4)
 	go func() {
 		defer s.wg.Done()
