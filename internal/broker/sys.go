@@ -54,3 +54,12 @@ func (b *Broker) publishSys() {
 		b.route(nil, &in)
 	}
 }
+
+// Counts reports the number of sessions (connected or not), subscriptions
+// and retained messages, for $SYS and metrics.
+func (b *Broker) Counts() (sessions, subscriptions, retained int) {
+	b.mu.Lock()
+	sessions = len(b.sessions)
+	b.mu.Unlock()
+	return sessions, b.subs.Len(), b.retained.Len()
+}

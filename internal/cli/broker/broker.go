@@ -21,6 +21,7 @@ import (
 	"github.com/mamori-mqtt/mamori/internal/broker"
 	"github.com/mamori-mqtt/mamori/internal/config"
 	"github.com/mamori-mqtt/mamori/internal/listener"
+	"github.com/mamori-mqtt/mamori/internal/metrics"
 	"github.com/mamori-mqtt/mamori/internal/tlsconf"
 )
 
@@ -203,6 +204,25 @@ func (s *server) run(status *daemonStatus) int {
 		b.Close()
 		return 1
 	}
+	if s.cfg.Persistence.Enabled {
+		log.Warn("persistence: mamori does not save its state to disk yet; retained messages and persistent sessions are kept in memory and lost on restart")
+	}
+	var reg *metrics.Registry
+	if s.cfg.MetricsListener.IsSet() {
+		reg = metrics.New(b)
+		for _, r := range s.listeners {
+			if r.tls != nil {
+				reg.AddTLS(r.bl.Name, r.tls)
+			}
+		}
+		stopMetrics, err := serveMetrics(s.cfg.MetricsListener.Text, reg, log)
+		if err != nil {
+			log.Error(fmt.Sprintf("Error: metrics_listener %s (%s): %v", s.cfg.MetricsListener.Text, s.cfg.MetricsListener.Pos, err))
+			s.closeAll()
+			return 1
+		}
+		defer stopMetrics()
+	}
 	if s.cfg.PIDFile.IsSet() {
 		if err := writePIDFile(s.cfg.PIDFile.Path); err != nil {
 			log.Error(fmt.Sprintf("Error: cannot write pid_file %s: %v", s.cfg.PIDFile.Path, err))
@@ -226,6 +246,9 @@ func (s *server) run(status *daemonStatus) int {
 	waitPub := s.sink.publishTo(pubCtx, b.Publish)
 	s.serve()
 	log.Info(fmt.Sprintf("mamori version %s running", Version))
+	if reg != nil {
+		reg.SetReady(true)
+	}
 	if status != nil {
 		status.ready()
 	}
@@ -236,6 +259,9 @@ func (s *server) run(status *daemonStatus) int {
 			continue
 		}
 		log.Info("mamori version " + Version + " terminating")
+		if reg != nil {
+			reg.SetReady(false)
+		}
 		stopPub()
 		waitPub()
 		s.closeAll()
