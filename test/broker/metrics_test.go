@@ -31,7 +31,16 @@ func TestMetricsListener(t *testing.T) {
 	base := fmt.Sprintf("http://127.0.0.1:%d", mport)
 	get := func(path string) (int, string) {
 		t.Helper()
-		res, err := http.Get(base + path)
+		// A probe retries a refused connection briefly, as a Kubernetes
+		// probe does: the endpoint may not accept in the very first
+		// instant after the broker reports that it runs.
+		var res *http.Response
+		var err error
+		for deadline := time.Now().Add(awaitTimeout); ; time.Sleep(20 * time.Millisecond) {
+			if res, err = http.Get(base + path); err == nil || time.Now().After(deadline) {
+				break
+			}
+		}
 		if err != nil {
 			t.Fatal(err)
 		}
