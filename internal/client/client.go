@@ -117,6 +117,7 @@ func newClient(conn net.Conn, o Options) *Client {
 		r:        packet.NewReader(conn, o.MaxPacketSize),
 		clientID: o.ClientID,
 		ids:      make(map[uint16]*pending),
+		nextID:   o.LastPacketID,
 		wake:     make(chan struct{}, 1),
 		done:     make(chan struct{}),
 	}
@@ -253,6 +254,14 @@ func (c *Client) start() {
 // ClientID is the client identifier in use: the one sent, or the one the
 // server assigned (MQTT 5).
 func (c *Client) ClientID() string { return c.clientID }
+
+// LastPacketID is the last packet identifier this client used, for
+// Options.LastPacketID of a reconnection.
+func (c *Client) LastPacketID() uint16 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.nextID
+}
 
 // Version is the protocol version of the connection.
 func (c *Client) Version() packet.Version { return c.version }

@@ -54,6 +54,10 @@ type Options struct {
 	// MaxPacketSize is the largest packet accepted from the server; zero
 	// means the protocol maximum.
 	MaxPacketSize int
+	// LastPacketID continues the packet numbering of an earlier connection
+	// (LastPacketID of the old Client), as libmosquitto does across a
+	// reconnect; zero starts at 1.
+	LastPacketID uint16
 	// ConnectTimeout bounds dialling, the TLS handshake and the wait for
 	// CONNACK when ctx has no earlier deadline; zero means 30 seconds.
 	ConnectTimeout time.Duration

@@ -99,9 +99,59 @@ func run(ctx context.Context, cfg *clientflags.Config, stdout, stderr io.Writer)
 			s.Disconnect(packet.DisconnectWithWill)
 			return 0
 		case <-s.Client.Done():
-			return sb.lost(s.Client.Err())
+			err := s.Client.Err()
+			var de *client.DisconnectError
+			if errors.As(err, &de) || sb.isStopped() {
+				return sb.lost(err)
+			}
+			// Like mosquitto_sub, reconnect after a lost connection (a
+			// broker restart, a network outage) and subscribe again.
+			s.Client.Close()
+			ns, rc := sb.reconnect(ctx, timeout)
+			if ns == nil {
+				return rc
+			}
+			s = ns
+			subscribed = make(chan error, 1)
+			go func() { subscribed <- sb.subscribe(ctx) }()
 		}
 	}
+}
+
+// reconnectDelay is the pause between reconnection attempts.
+const reconnectDelay = time.Second
+
+// reconnect connects again until it succeeds, the command is interrupted
+// (exit 0) or -W expires (exit 27). Failed attempts print nothing, as
+// mosquitto_sub's do not.
+func (sb *subscriber) reconnect(ctx context.Context, timeout <-chan time.Time) (*clientflags.Session, int) {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, 0
+		case <-timeout:
+			sb.cfg.Errf(sb.s.Stderr, "Timed out\n")
+			return nil, exitTimeout
+		case <-time.After(reconnectDelay):
+		}
+		last := sb.s.Client.LastPacketID()
+		ns, rc := sb.cfg.Connect(ctx, sb.out, io.Discard, func(o *client.Options) {
+			o.OnMessage = sb.onMessage
+			o.LastPacketID = last
+		})
+		if rc == 0 {
+			sb.mu.Lock()
+			sb.s = ns
+			sb.mu.Unlock()
+			return ns, 0
+		}
+	}
+}
+
+func (sb *subscriber) isStopped() bool {
+	sb.mu.Lock()
+	defer sb.mu.Unlock()
+	return sb.stopped
 }
 
 func (sb *subscriber) subscribe(ctx context.Context) error {
