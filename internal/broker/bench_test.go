@@ -152,9 +152,9 @@ func TestRouteQoS0DoesNotAllocate(t *testing.T) {
 	sub := connectOK(t, addr, packet.V311, "sub")
 	sub.subscribe(1, "z/#", 0)
 	// A connection-less publisher context exercises route directly.
-	from := &conn{b: b, closedCh: make(chan struct{})}
+	from := &conn{b: b, closedCh: make(chan struct{}), w: new(work)}
 	p := &packet.Publish{Topic: []byte("z/1"), Payload: make([]byte, 64)}
-	in := inbound{topic: "z/1", payload: p.Payload, props: &from.props, pub: p}
+	in := inbound{topic: "z/1", payload: p.Payload, props: &from.w.props, pub: p}
 	b.route(from, &in) // warm the scratch slices
 	from.flushTouched()
 	allocs := testing.AllocsPerRun(200, func() {

@@ -46,15 +46,10 @@ type conn struct {
 
 	// Owned by the read loop.
 	aliasIn map[uint16]string
-	pub     packet.Publish
-	ack     packet.Ack
-	matches []subscription
 	mcache  matchCache
-	groups  []groupPick
+	w       *work // scratch of the packet batch being handled; nil while idle
 	touched []*conn
 	hold    *session // a subscriber whose full queue holds this publisher back
-	props   packet.Properties
-	enc     encCache
 
 	outMu    sync.Mutex
 	out      []byte
@@ -371,7 +366,9 @@ func userSuffix(ci *ClientInfo) string {
 // read returned is handled before the next read, and the connections it
 // delivered to are flushed once after the batch.
 func (c *conn) readLoop() error {
+	defer c.releaseWork()
 	for {
+		c.w = workPool.Get().(*work)
 		for {
 			h, body, ok, err := c.r.Next()
 			if err != nil {
@@ -396,6 +393,7 @@ func (c *conn) readLoop() error {
 			}
 		}
 		c.flushTouched()
+		c.releaseWork() // an idle connection holds no scratch
 		if c.r.Buffered() == 0 {
 			c.r.Release()
 		}
@@ -411,6 +409,27 @@ func (c *conn) readLoop() error {
 			}
 			return err
 		}
+	}
+}
+
+// work is the scratch a read loop needs while it handles packets. It is
+// taken from a pool for each batch and returned before the loop waits for
+// the network again, so that idle connections do not each hold one.
+type work struct {
+	pub     packet.Publish
+	ack     packet.Ack
+	props   packet.Properties // forwardable properties of the PUBLISH being routed
+	enc     encCache
+	matches []subscription
+	groups  []groupPick
+}
+
+var workPool = sync.Pool{New: func() any { return new(work) }}
+
+func (c *conn) releaseWork() {
+	if c.w != nil {
+		workPool.Put(c.w)
+		c.w = nil
 	}
 }
 
@@ -455,15 +474,15 @@ func (c *conn) waitForRoom() {
 func (c *conn) handle(h packet.Header, body []byte) error {
 	switch h.Type {
 	case packet.PUBLISH:
-		if err := c.pub.Decode(h.Flags, body, c.version); err != nil {
+		if err := c.w.pub.Decode(h.Flags, body, c.version); err != nil {
 			return err
 		}
-		return c.onPublish(&c.pub)
+		return c.onPublish(&c.w.pub)
 	case packet.PUBACK, packet.PUBREC, packet.PUBREL, packet.PUBCOMP:
-		if err := c.ack.Decode(h.Type, body, c.version); err != nil {
+		if err := c.w.ack.Decode(h.Type, body, c.version); err != nil {
 			return err
 		}
-		return c.onAck(&c.ack)
+		return c.onAck(&c.w.ack)
 	case packet.SUBSCRIBE:
 		var s packet.Subscribe
 		if err := s.Decode(body, c.version); err != nil {

@@ -116,14 +116,16 @@ func (c *conn) onPublish(p *packet.Publish) error {
 		if mp := c.l.MountPoint; mp != "" {
 			full = mp + name
 		}
+		w := c.w
 		if c.version == packet.V5 {
-			// MQTT 3 messages carry no properties: c.props stays empty.
-			c.props.Reset()
-			forwardable(&c.props, &p.Props, false)
+			w.props.Reset()
+			forwardable(&w.props, &p.Props, false)
+		} else if w.props.Has != 0 || w.props.User != nil {
+			w.props.Reset() // left over from an MQTT 5 connection's batch
 		}
-		c.enc.reset()
-		in := inbound{topic: full, payload: p.Payload, props: &c.props, qos: p.QoS, retain: p.Retain,
-			from: c.info.ClientID, pub: p, enc: &c.enc}
+		w.enc.reset()
+		in := inbound{topic: full, payload: p.Payload, props: &w.props, qos: p.QoS, retain: p.Retain,
+			from: c.info.ClientID, pub: p, enc: &w.enc}
 		if p.Retain {
 			c.b.retain(&in)
 		}
@@ -201,13 +203,13 @@ func (b *Broker) route(from *conn, in *inbound) {
 			}
 			return
 		}
-		matches, picks = from.matches[:0], from.groups[:0]
+		matches, picks = from.w.matches[:0], from.w.groups[:0]
 		defer func() {
 			if len(picks) == 0 {
 				from.mcache.put(gen, in.topic, matches)
 			}
 			clear(matches)
-			from.matches, from.groups = matches[:0], picks[:0]
+			from.w.matches, from.w.groups = matches[:0], picks[:0]
 		}()
 	}
 	b.subs.MatchAll(in.topic, func(_ string, s *subscription) {
