@@ -68,7 +68,11 @@ func (c *conn) flushTouched() {
 		t.kickMark.Store(false)
 		if t == c {
 			// The read loop writes its own acknowledgements itself when no
-			// writer is running: no goroutine to start for a PUBACK.
+			// writer is running: no goroutine to start for a PUBACK. Other
+			// connections get their writer goroutine, so that fan-out
+			// writes run in parallel and a slow subscriber never blocks
+			// the publisher (writing from the publisher's goroutine was
+			// measured: fan-out fell from 3.4M to 0.12M deliveries/s).
 			c.flushInline()
 		} else {
 			t.kick()

@@ -163,7 +163,10 @@ func (b *Broker) attach(c *conn, cleanStart bool, expiry uint32) (present bool) 
 		pendingWill := s.will
 		s.will = nil
 		s.stopTimers() // a new connection cancels a delayed will [MQTT-3.1.3-9]
-		if cleanStart {
+		// A session whose expiry interval is 0 ends with its connection,
+		// even when the new connection arrives before the old one has
+		// finished closing [MQTT-3.1.2-23]: it is never resumed.
+		if cleanStart || s.expiry == 0 {
 			s.gone = true
 			subs := s.filters()
 			s.mu.Unlock()
