@@ -49,6 +49,9 @@ type session struct {
 	Username      *string        `json:"username,omitempty"`
 	Password      string         `json:"password,omitempty"`
 	ExpectRefused bool           `json:"expect_refused,omitempty"` // report a refused CONNECT as an event
+	CAFile        string         `json:"cafile,omitempty"`         // TLS (Paho only): trust this CA
+	CertFile      string         `json:"certfile,omitempty"`       // and present this client certificate
+	KeyFile       string         `json:"keyfile,omitempty"`
 }
 
 // family is a client implementation.

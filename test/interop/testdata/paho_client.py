@@ -85,6 +85,13 @@ def main():
     client.on_subscribe = on_subscribe
     client.on_message = on_message
 
+    if spec.get("cafile"):
+        import ssl
+        ctx = ssl.create_default_context(cafile=spec["cafile"])
+        if spec.get("certfile"):
+            ctx.load_cert_chain(spec["certfile"], spec.get("keyfile"))
+        client.tls_set_context(ctx)
+
     if spec.get("username") is not None:
         client.username_pw_set(spec["username"], spec.get("password"))
 
@@ -92,18 +99,38 @@ def main():
     if will:
         client.will_set(will["topic"], will["payload"], will.get("qos", 0), will.get("retain", False))
 
+    try:
+        do_connect(client, spec, v5)
+    except (OSError, ValueError) as e:
+        if spec.get("expect_refused"):
+            emit(event="refused", rc=-1, error=str(e))
+            os._exit(0)
+        fail("connect: %s" % e)
+    client.loop_start()
+    # A refused TLS 1.3 client learns it only when reading, where Paho's
+    # network thread dies without a callback: no CONNACK within a few
+    # seconds is then the refusal.
+    wait = min(timeout, 5) if spec.get("expect_refused") else timeout
+    if not connected.wait(wait):
+        if spec.get("expect_refused"):
+            emit(event="refused", rc=-1, error="no CONNACK")
+            os._exit(0)
+        fail("no CONNACK")
+    rest(client, spec, v5, timeout, subscribed, all_received, state, count)
+
+
+def do_connect(client, spec, v5):
     if v5:
         props = None
         if spec.get("session_expiry"):
             props = Properties(PacketTypes.CONNECT)
             props.SessionExpiryInterval = spec["session_expiry"]
-        client.connect(spec["host"], spec["port"], keepalive=30, clean_start=clean, properties=props)
+        client.connect(spec["host"], spec["port"], keepalive=30, clean_start=spec.get("clean", True), properties=props)
     else:
         client.connect(spec["host"], spec["port"], keepalive=30)
-    client.loop_start()
-    if not connected.wait(timeout):
-        fail("no CONNACK")
 
+
+def rest(client, spec, v5, timeout, subscribed, all_received, state, count):
     for sub in spec.get("subscribe") or []:
         subscribed.clear()
         client.subscribe(sub["topic"], sub.get("qos", 0))
