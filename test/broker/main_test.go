@@ -11,81 +11,20 @@
 package brokercmd
 
 import (
-	"errors"
-	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
+
+	"github.com/mamori-mqtt/mamori/internal/brokertest"
 )
 
-// mamoriBin is the binary TestMain builds for the package.
+// mamoriBin is the binary TestMain builds once for the package (with the
+// race detector when the tests run under it).
 var mamoriBin string
 
-// testdataDir is the absolute path of the helper scripts.
+// testdataDir holds the helper scripts, as an absolute path, so processes
+// can run from any working directory.
 var testdataDir string
 
 func TestMain(m *testing.M) {
-	os.Exit(runMain(m))
-}
-
-func runMain(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "mamori-brokercmd-")
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "brokercmd: %v\n", err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	if testdataDir, err = filepath.Abs("testdata"); err != nil {
-		fmt.Fprintf(os.Stderr, "brokercmd: %v\n", err)
-		return 1
-	}
-	mamoriBin = filepath.Join(dir, "mamori")
-	if err := buildMamori(mamoriBin); err != nil {
-		fmt.Fprintf(os.Stderr, "brokercmd: %v\n", err)
-		return 1
-	}
-	return m.Run()
-}
-
-// buildMamori builds ./cmd/mamori into out, with the race detector when the
-// tests run under it, so a race in the broker fails the test that caused it.
-func buildMamori(out string) error {
-	root, err := moduleRoot()
-	if err != nil {
-		return err
-	}
-	// `go test` puts its own GOROOT/bin first in PATH.
-	gobin, err := exec.LookPath("go")
-	if err != nil {
-		return fmt.Errorf("build mamori: %w", err)
-	}
-	args := []string{"build", "-o", out}
-	if raceEnabled {
-		args = append(args, "-race")
-	}
-	cmd := exec.Command(gobin, append(args, "./cmd/mamori")...)
-	cmd.Dir = root
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go %v: %w\n%s", cmd.Args[1:], err, b)
-	}
-	return nil
-}
-
-// moduleRoot finds the directory holding go.mod above the working directory.
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("go.mod not found above the working directory")
-		}
-		dir = parent
-	}
+	os.Exit(brokertest.Main(m, "brokercmd", &mamoriBin, &testdataDir))
 }

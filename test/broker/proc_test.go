@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mamori-mqtt/mamori/internal/brokertest"
 )
 
 const (
@@ -309,15 +311,7 @@ func checkBrokerLog(t *testing.T, p *proc) {
 func (b *brokerProc) addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(b.port)) }
 
 // freePort returns a TCP port on host that was free a moment ago.
-func freePort(t *testing.T, host string) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
+func freePort(t *testing.T, host string) int { return brokertest.FreePort(t, host) }
 
 // requireTools skips the test when a program it drives is not installed.
 func requireTools(t *testing.T, names ...string) {

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mamori-mqtt/mamori/internal/brokertest"
 )
 
 // broker is one mamori process serving plain MQTT on 127.0.0.1.
@@ -116,12 +118,4 @@ func checkBrokerLog(t *testing.T, p *proc) {
 }
 
 // freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
+func freePort(t *testing.T) int { return brokertest.FreePort(t, "127.0.0.1") }

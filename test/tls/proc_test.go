@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mamori-mqtt/mamori/internal/brokertest"
 )
 
 const (
@@ -271,15 +272,7 @@ func brokerFails(t *testing.T, dir, conf string) string {
 }
 
 // freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
+func freePort(t *testing.T) int { return brokertest.FreePort(t, "127.0.0.1") }
 
 // tlsListener is the first lines of a broker configuration: a listener on
 // 127.0.0.1 and the given options, one per line.

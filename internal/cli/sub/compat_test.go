@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mamori-mqtt/mamori/internal/brokertest"
 	"github.com/mamori-mqtt/mamori/internal/cli/pub"
 	"github.com/mamori-mqtt/mamori/internal/cli/rr"
 	"github.com/mamori-mqtt/mamori/internal/cli/sub"
@@ -32,15 +33,7 @@ type broker struct {
 	dir            string
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+func freePort(t *testing.T) int { return brokertest.FreePort(t, "127.0.0.1") }
 
 // brokerKinds are the brokers every compatibility scenario runs against.
 var brokerKinds = []string{"mosquitto", "mamori"}
@@ -61,10 +54,7 @@ func mamoriBinary(t *testing.T) string {
 			return
 		}
 		mamoriBin = filepath.Join(dir, "mamori")
-		cmd := exec.Command("go", "build", "-o", mamoriBin, "github.com/mamori-mqtt/mamori/cmd/mamori")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
+		buildErr = brokertest.Build(mamoriBin)
 	})
 	if buildErr != nil {
 		t.Fatal(buildErr)

@@ -1,7 +1,0 @@
-//go:build !race
-
-package interop
-
-// raceEnabled reports whether the tests run under the race detector, so
-// the broker is built with it as well.
-const raceEnabled = false

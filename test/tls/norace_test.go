@@ -1,5 +1,0 @@
-//go:build !race
-
-package tls
-
-const raceEnabled = false
