@@ -157,7 +157,8 @@ type Broker struct {
 	cancel  context.CancelFunc
 	seq     atomic.Uint64
 	authp   atomic.Pointer[authBox]
-	persist bool // the store keeps something: track queued messages in it
+	persist bool    // the store keeps something: track queued messages in it
+	park    *parker // nil: connections never park
 
 	// subLog and unsubLog carry Mosquitto's subscribe/unsubscribe log types,
 	// which log_type selects separately from the level.
@@ -216,6 +217,7 @@ func New(opts Options) (*Broker, error) {
 	}
 	b.wg.Add(1)
 	go b.sweep()
+	b.startParker()
 	return b, nil
 }
 
@@ -343,7 +345,15 @@ func (b *Broker) Serve(ln net.Listener, l *Listener) error {
 		b.mu.Unlock()
 		l.active.Add(1)
 		b.wg.Add(1)
-		go c.serve()
+		c.connectDeadline = time.Now().Add(b.o().ConnectTimeout)
+		if c.fd >= 0 {
+			// Wait for CONNECT in the epoll set rather than in a goroutine.
+			c.waitedConnect = true
+			if c.park(c.connectDeadline) {
+				continue
+			}
+		}
+		go c.run()
 	}
 }
 

@@ -62,6 +62,18 @@ type conn struct {
 	lastOut  int64       // UnixNano of the last drained write, under outMu
 	kickMark atomic.Bool // queued in some publisher's touched list
 
+	// Parking (park.go): an idle plain connection gives its goroutine up.
+	fd              int // the socket, or -1 when the connection cannot park
+	parkMu          sync.Mutex
+	parked          bool
+	parkID          int32
+	epollArmed      bool // registered in the parker's epoll set before
+	parkTimer       *time.Timer
+	parkTimedOut    bool // resumed by its keep-alive deadline
+	justConnected   bool // CONNACK sent, nothing read since: park at once
+	waitedConnect   bool // parked once waiting for CONNECT
+	connectDeadline time.Time
+
 	closeOnce   sync.Once
 	closedCh    chan struct{} // closed by closeNow
 	normalClose bool          // DISCONNECT 0x00 received: no will
@@ -71,29 +83,66 @@ type conn struct {
 }
 
 func newConn(b *Broker, nc net.Conn, l *Listener) *conn {
-	c := &conn{b: b, nc: nc, l: l, closedCh: make(chan struct{})}
+	c := &conn{b: b, nc: nc, l: l, closedCh: make(chan struct{}), fd: -1}
+	c.fd = parkableFD(nc)
 	c.r = packet.NewReader(nc, b.o().PreAuthMaxPacket)
 	return c
 }
 
-// serve runs the connection to its end.
+// serve runs the connection: CONNECT, then its read loop.
 func (c *conn) serve() {
-	defer c.b.wg.Done()
-	defer c.l.active.Add(-1)
+	if c.connectDeadline.IsZero() {
+		c.connectDeadline = time.Now().Add(c.b.o().ConnectTimeout)
+	}
+	c.run()
+}
+
+// resume continues a parked connection in a new goroutine (park_linux.go).
+func (c *conn) resume() { c.run() }
+
+// run runs the read loop until the connection ends — then cleans up — or
+// parks, in which case the connection stays accounted for (broker wait
+// group, listener count) with no goroutine until it is resumed.
+func (c *conn) run() {
+	parked := false
 	defer func() {
 		if v := recover(); v != nil {
 			c.b.stats.Panics.Add(1)
 			c.b.log.Error("panic in connection; closed", "remote", c.nc.RemoteAddr(), "client", c.info.ClientID,
 				"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 			c.closeNow("internal error")
+			parked = false
+		}
+		if parked {
+			return
 		}
 		c.cleanup()
+		c.l.active.Add(-1)
+		c.b.wg.Done()
 	}()
-	if err := c.readConnect(); err != nil {
-		c.closeNow(err.Error())
+	if !c.ready.Load() {
+		if c.parkTimedOut {
+			c.closeNow("no CONNECT within the connect timeout")
+			return
+		}
+		err := c.readConnect()
+		if err == errParked {
+			parked = true
+			return
+		}
+		if err != nil {
+			c.closeNow(err.Error())
+			return
+		}
+	} else if c.parkTimedOut {
+		c.endWithError(packet.ErrKeepAliveTimeout)
 		return
 	}
 	err := c.readLoop()
+	if err == errParked {
+		parked = true
+		return
+	}
 	c.endWithError(err)
 }
 
@@ -101,7 +150,7 @@ func (c *conn) serve() {
 // packet limit, so unauthenticated peers cannot hold resources
 // [MQTT-3.1.0-1].
 func (c *conn) readConnect() error {
-	_ = c.nc.SetReadDeadline(time.Now().Add(c.b.o().ConnectTimeout))
+	_ = c.nc.SetReadDeadline(c.connectDeadline)
 	for {
 		h, body, ok, err := c.r.Next()
 		if err != nil {
@@ -115,6 +164,14 @@ func (c *conn) readConnect() error {
 			}
 			c.b.stats.BytesReceived.Add(uint64(h.Size()))
 			return c.handleConnect(body)
+		}
+		if c.fd >= 0 && c.r.Buffered() == 0 && !c.waitedConnect {
+			// Wait for CONNECT without a goroutine: a connection storm
+			// then costs goroutines only while packets are being handled.
+			c.waitedConnect = true
+			if c.park(c.connectDeadline) {
+				return errParked
+			}
 		}
 		if err := c.r.Fill(); err != nil {
 			if isTimeout(err) {
@@ -333,6 +390,7 @@ func (c *conn) handleConnect(body []byte) error {
 		}
 	}
 	c.ready.Store(true)
+	c.justConnected = true
 	c.b.start(c)
 	return nil
 }
@@ -366,7 +424,17 @@ func userSuffix(ci *ClientInfo) string {
 // read returned is handled before the next read, and the connections it
 // delivered to are flushed once after the batch.
 func (c *conn) readLoop() error {
-	defer c.releaseWork()
+	err := c.readPackets()
+	if err != errParked {
+		// Not on the parked path: once parked, another goroutine may own
+		// the connection at any moment, so this one touches nothing more.
+		c.releaseWork()
+	}
+	return err
+}
+
+func (c *conn) readPackets() error {
+	fresh := true // just connected (or resumed): nothing read yet in this loop
 	for {
 		c.w = workPool.Get().(*work)
 		for {
@@ -397,17 +465,41 @@ func (c *conn) readLoop() error {
 		if c.r.Buffered() == 0 {
 			c.r.Release()
 		}
+		// [MQTT-3.1.2-24] one and a half times the keep alive; a
+		// connection that can park is also woken after parkAfter of
+		// silence, to give its goroutine up.
+		var kaDeadline, deadline time.Time
+		now := time.Now()
 		if c.keepAlive > 0 {
-			// [MQTT-3.1.2-24] one and a half times the keep alive.
-			_ = c.nc.SetReadDeadline(time.Now().Add(c.keepAlive * 3 / 2))
-		} else {
-			_ = c.nc.SetReadDeadline(time.Time{})
+			kaDeadline = now.Add(c.keepAlive * 3 / 2)
+			deadline = kaDeadline
 		}
+		idleCheck := c.fd >= 0 && c.r.Buffered() == 0
+		if idleCheck && fresh && c.justConnected {
+			// A device that has just connected is usually quiet for a
+			// while: park at once instead of holding a goroutine for
+			// parkAfter. Epoll is level-triggered, so bytes already waiting
+			// wake the connection straight away.
+			c.justConnected = false
+			if c.park(kaDeadline) {
+				return errParked
+			}
+		}
+		fresh = false
+		if idleCheck && (deadline.IsZero() || now.Add(parkAfter).Before(deadline)) {
+			deadline = now.Add(parkAfter)
+		}
+		_ = c.nc.SetReadDeadline(deadline)
 		if err := c.r.Fill(); err != nil {
-			if isTimeout(err) {
+			if !isTimeout(err) {
+				return err
+			}
+			if !kaDeadline.IsZero() && !time.Now().Before(kaDeadline) {
 				return packet.ErrKeepAliveTimeout
 			}
-			return err
+			if idleCheck && c.r.Buffered() == 0 && c.park(kaDeadline) {
+				return errParked
+			}
 		}
 	}
 }
@@ -604,6 +696,9 @@ func (c *conn) closeNow(why string) {
 		_ = c.nc.Close()
 		close(c.closedCh)
 	})
+	// A parked connection has no goroutine to notice the close: wake it so
+	// that its read fails and it cleans up.
+	c.unpark(false)
 }
 
 // cleanup runs once when serve ends: the session is detached, the will is

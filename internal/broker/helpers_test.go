@@ -118,17 +118,23 @@ func (c *rawClient) expectNothing(d time.Duration) {
 // optional DISCONNECT, which is returned).
 func (c *rawClient) expectClosed() *packet.Disconnect {
 	c.t.Helper()
-	var d *packet.Disconnect
+	return c.expectClosedWithin(3 * time.Second)
+}
+
+// expectClosedWithin is expectClosed with a longer wait for each packet.
+func (c *rawClient) expectClosedWithin(d time.Duration) *packet.Disconnect {
+	c.t.Helper()
+	var dis *packet.Disconnect
 	for {
-		p, err := c.recvErr(3 * time.Second)
+		p, err := c.recvErr(d)
 		if err != nil {
 			if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || isReset(err) {
-				return d
+				return dis
 			}
 			c.t.Fatalf("expected close, got %v", err)
 		}
 		if dp, ok := p.(*packet.Disconnect); ok {
-			d = dp
+			dis = dp
 			continue
 		}
 		c.t.Fatalf("expected close, got %T %+v", p, p)

@@ -224,7 +224,10 @@ func (b *Broker) start(c *conn) {
 		s.pump(now)
 	}
 	s.mu.Unlock()
-	c.kick()
+	// The read loop writes the CONNACK (and anything resent) itself at
+	// the end of this batch: no writer goroutine for a connection that may
+	// go quiet right away.
+	c.touch(c)
 }
 
 // detach unbinds a closed connection from its session, publishes or
