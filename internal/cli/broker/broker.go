@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strconv"
 	"sync"
 	"syscall"
@@ -154,6 +155,18 @@ type running struct {
 }
 
 func (s *server) run(status *daemonStatus) int {
+	// MAMORI_CPUPROFILE=FILE writes a CPU profile of the whole run, for
+	// `go tool pprof` (performance work; see bench/RESULTS.md).
+	if path := os.Getenv("MAMORI_CPUPROFILE"); path != "" {
+		if f, err := os.Create(path); err == nil {
+			if pprof.StartCPUProfile(f) == nil {
+				defer func() {
+					pprof.StopCPUProfile()
+					f.Close()
+				}()
+			}
+		}
+	}
 	// Signals are caught from the start: a SIGHUP sent by a script right
 	// after the broker starts must not kill it (the default action), and a
 	// SIGTERM during start-up is acted on once the broker runs.
