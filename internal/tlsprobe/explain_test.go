@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -428,6 +429,14 @@ func TestSeedsWithMosquitto(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			warn, err := connect(t, tc.addr, tc.o)
+			// Mosquitto over TLS 1.3 sometimes resets the socket before its
+			// alert is read (the kernel discards unread data on close), and
+			// the client then only sees a reset: that is the network losing
+			// the server's answer, not a different answer, so try again.
+			for try := 0; try < 3 && err != nil && errors.Is(err, syscall.ECONNRESET) &&
+				tc.want != "" && Explain(err, tc.o, tc.addr) != tc.want; try++ {
+				warn, err = connect(t, tc.addr, tc.o)
+			}
 			switch {
 			case tc.want == "" && err != nil:
 				t.Fatalf("%v\n%s", err, Explain(err, tc.o, tc.addr))
