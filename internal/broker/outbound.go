@@ -216,32 +216,29 @@ func (c *conn) sendPublish(topicName string, payload []byte, props *packet.Prope
 		c.b.stats.MessagesDropped.Add(1)
 		return sendDropped
 	}
-	aliasNew := false
+	p.Topic = stringBytes(topicName)
+	var newAlias uint16 // assigned by this message, recorded once it is sent
 	if v5 && c.clientAliasMx > 0 {
 		if a, ok := c.aliasOut[topicName]; ok {
 			p.Props.Set(packet.PropTopicAlias)
 			p.Props.TopicAlias = a
-			topicName = ""
+			p.Topic = nil // the alias stands for the topic
 		} else if len(c.aliasOut) < int(c.clientAliasMx) {
-			if c.aliasOut == nil {
-				c.aliasOut = make(map[string]uint16)
-			}
-			a := uint16(len(c.aliasOut) + 1)
+			newAlias = uint16(len(c.aliasOut) + 1)
 			p.Props.Set(packet.PropTopicAlias)
-			p.Props.TopicAlias = a
-			aliasNew = true
-			defer func() {
-				if aliasNew {
-					c.aliasOut[topicName] = a
-				}
-			}()
+			p.Props.TopicAlias = newAlias
 		}
 	}
-	p.Topic = stringBytes(topicName)
 	if c.clientMaxPkt > 0 && p.Size(c.version) > c.clientMaxPkt {
-		aliasNew = false
 		c.b.stats.MessagesDropped.Add(1)
 		return sendTooLarge
+	}
+	if newAlias != 0 {
+		if c.aliasOut == nil {
+			c.aliasOut = make(map[string]uint16)
+		}
+		// The topic may point into a publisher's read buffer: keep a copy.
+		c.aliasOut[strings.Clone(topicName)] = newAlias
 	}
 	c.out = p.Append(c.out, c.version)
 	c.b.stats.MessagesSent.Add(1)
