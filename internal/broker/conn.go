@@ -545,7 +545,7 @@ func (c *conn) waitForRoom() {
 	s := c.hold
 	c.hold = nil
 	s.mu.Lock()
-	if s.conn == nil || s.hasRoom() {
+	if s.conn == nil || s.drained() {
 		s.mu.Unlock()
 		return
 	}

@@ -158,11 +158,13 @@ func (s *session) enqueue(om *outMsg, from *conn) bool {
 	return true
 }
 
-// hasRoom reports whether the queue is below its limits. Caller holds s.mu.
-func (s *session) hasRoom() bool {
+// drained reports whether the queue has fallen to half its limits: held
+// publishers are released only then, so that each wake-up lets them hand
+// over many messages instead of one at a time. Caller holds s.mu.
+func (s *session) drained() bool {
 	o := s.b.o()
-	return (o.MaxQueuedMessages <= 0 || s.queue.len() < o.MaxQueuedMessages) &&
-		(o.MaxQueuedBytes <= 0 || s.qBytes < o.MaxQueuedBytes)
+	return (o.MaxQueuedMessages <= 0 || s.queue.len() <= o.MaxQueuedMessages/2) &&
+		(o.MaxQueuedBytes <= 0 || s.qBytes <= o.MaxQueuedBytes/2)
 }
 
 // wakeWaiters releases publishers held back by this session's full queue.
@@ -207,7 +209,7 @@ func (s *session) pump(now time.Time) bool {
 			s.untrack(om)
 		}
 	}
-	if moved && s.space != nil && s.hasRoom() {
+	if moved && s.space != nil && s.drained() {
 		s.wakeWaiters()
 	}
 	return moved
