@@ -47,10 +47,15 @@ func forwardable(dst *packet.Properties, src *packet.Properties, copyBytes bool)
 }
 
 // newMessage builds an owned Message from a decoded PUBLISH.
+// topicName may alias a read buffer: the topic and the payload are copied
+// into one allocation.
 func newMessage(topicName string, p *packet.Publish, from string, now time.Time) *Message {
+	buf := make([]byte, len(topicName)+len(p.Payload))
+	copy(buf, topicName)
+	copy(buf[len(topicName):], p.Payload)
 	m := &Message{
-		Topic:   topicName,
-		Payload: append([]byte(nil), p.Payload...),
+		Topic:   bytesString(buf[:len(topicName)]),
+		Payload: buf[len(topicName):len(buf):len(buf)],
 		QoS:     p.QoS,
 		Retain:  p.Retain,
 		From:    from,

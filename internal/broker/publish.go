@@ -26,7 +26,7 @@ type inbound struct {
 
 func (in *inbound) owned() *Message {
 	if in.msg == nil {
-		in.msg = newMessage(strings.Clone(in.topic), in.pub, in.from, in.clock())
+		in.msg = newMessage(in.topic, in.pub, in.from, in.clock())
 	}
 	return in.msg
 }
