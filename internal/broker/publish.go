@@ -152,7 +152,7 @@ func (c *conn) ackPublish(p *packet.Publish, code packet.ReasonCode, why string)
 	case 2:
 		t = packet.PUBREC
 		if code.IsError() && c.version == packet.V5 {
-			// A PUBREC with a failure ends the flow [MQTT-4.3.3-?]: forget the id.
+			// A PUBREC with a failure code ends the flow (MQTT 5.0 §4.3.3): forget the id.
 			c.sess.mu.Lock()
 			delete(c.sess.incoming, p.PacketID)
 			c.sess.mu.Unlock()

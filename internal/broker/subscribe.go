@@ -54,7 +54,7 @@ func (c *conn) onSubscribe(p *packet.Subscribe) error {
 		s.mu.Unlock()
 		c.b.subs.Subscribe(s.id, full, v) // [MQTT-3.8.4-3] replaces an existing subscription
 		c.b.subLog.Info(fmt.Sprintf("%s %d %s", s.id, qos, filter))
-		// Retained messages: not for shared subscriptions [MQTT-3.8.4-?],
+		// Retained messages: not for shared subscriptions (MQTT 5.0 §4.8.2),
 		// per Retain Handling [MQTT-3.3.1-9] [MQTT-3.3.1-10] [MQTT-3.3.1-11].
 		if !shared && (sub.RetainHandling == 0 || sub.RetainHandling == 1 && !existed) {
 			retainedFor = append(retainedFor, pending{filter: c.l.MountPoint + inner, qos: qos, rap: sub.RetainAsPublished})

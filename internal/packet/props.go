@@ -208,7 +208,7 @@ func decodeProps(r *reader, t Type, p *Properties) error {
 			var v int
 			v, err = pr.varint()
 			if err == nil && v == 0 {
-				err = ErrProtocol.With("subscription identifier 0") // [MQTT-3.8.2-... ] value 0 is a protocol error
+				err = ErrProtocol.With("subscription identifier 0") // MQTT 5.0 §3.8.2.1.2: 0 is a protocol error
 			}
 			p.SubscriptionIDs = append(p.SubscriptionIDs, uint32(v))
 		case PropSessionExpiry:
