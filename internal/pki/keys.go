@@ -485,15 +485,7 @@ func MarshalPrivateKeyPEM(key crypto.Signer, password []byte) ([]byte, error) {
 // the file: "wrong password for server.key", "ca.crt is a certificate, not a
 // private key".
 func LoadPrivateKey(path string, password []byte) (crypto.Signer, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	k, err := ParsePrivateKey(data, password)
-	if err != nil {
-		return nil, withFile(path, err)
-	}
-	return k, nil
+	return loadWith(path, func(data []byte) (crypto.Signer, error) { return ParsePrivateKey(data, password) })
 }
 
 // ParseCertificates reads every certificate in data, PEM (any number of
@@ -529,17 +521,24 @@ func ParseCertificates(data []byte) ([]*x509.Certificate, error) {
 	return certs, nil
 }
 
-// LoadCertificates reads every certificate in a file; see ParseCertificates.
-func LoadCertificates(path string) ([]*x509.Certificate, error) {
+// loadWith reads the file at path and parses it, naming the file in a
+// parse error.
+func loadWith[T any](path string, parse func([]byte) (T, error)) (T, error) {
+	var zero T
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, err
+		return zero, err
 	}
-	certs, err := ParseCertificates(data)
+	v, err := parse(data)
 	if err != nil {
-		return nil, withFile(path, err)
+		return zero, withFile(path, err)
 	}
-	return certs, nil
+	return v, nil
+}
+
+// LoadCertificates reads every certificate in a file; see ParseCertificates.
+func LoadCertificates(path string) ([]*x509.Certificate, error) {
+	return loadWith(path, ParseCertificates)
 }
 
 // ParseCRL reads a CRL, PEM ("X509 CRL") or DER.
@@ -575,15 +574,7 @@ func ParseCRL(data []byte) (*x509.RevocationList, error) {
 
 // LoadCRL reads a CRL file; see ParseCRL.
 func LoadCRL(path string) (*x509.RevocationList, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	crl, err := ParseCRL(data)
-	if err != nil {
-		return nil, withFile(path, err)
-	}
-	return crl, nil
+	return loadWith(path, ParseCRL)
 }
 
 // ParseCSR reads a certificate signing request, PEM ("CERTIFICATE REQUEST"
@@ -647,15 +638,7 @@ func ParsePKCS12(data []byte, password string) (*Bundle, error) {
 
 // LoadPKCS12 reads a PKCS#12 file; see ParsePKCS12.
 func LoadPKCS12(path, password string) (*Bundle, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	b, err := ParsePKCS12(data, password)
-	if err != nil {
-		return nil, withFile(path, err)
-	}
-	return b, nil
+	return loadWith(path, func(data []byte) (*Bundle, error) { return ParsePKCS12(data, password) })
 }
 
 // KeyMatches reports whether key is the private key of the public key pub
