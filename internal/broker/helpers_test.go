@@ -180,6 +180,16 @@ func (c *rawClient) subscribe(id uint16, filter string, qos byte) *packet.Suback
 	return sa
 }
 
+// sync waits for a PINGRESP: packets are handled in order on a connection,
+// so everything sent before it has been processed once it returns.
+func (c *rawClient) sync() {
+	c.t.Helper()
+	c.send(packet.Pingreq{})
+	if p := c.recv(); p.Type() != packet.PINGRESP {
+		c.t.Fatalf("expected PINGRESP, got %T %+v", p, p)
+	}
+}
+
 func (c *rawClient) recvPublish() *packet.Publish {
 	c.t.Helper()
 	p := c.recv()
