@@ -1,8 +1,9 @@
 // Package brokertest holds what the end-to-end test suites (test/interop,
 // test/broker, test/tls and the command tests) share: building the mamori
 // binary once per test binary — with the race detector when the tests run
-// under it, so that a race in the broker fails the test that provoked it —
-// and finding free loopback ports.
+// under it, so that a race in the broker fails the test that provoked it —,
+// finding free loopback ports, running child processes whose output the
+// test waits on (Proc) and running brokers on a free port (StartBroker).
 package brokertest
 
 import (

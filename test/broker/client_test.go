@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mamori-mqtt/mamori/internal/brokertest"
 	"github.com/mamori-mqtt/mamori/internal/client"
 	"github.com/mamori-mqtt/mamori/internal/packet"
 )
@@ -120,9 +121,9 @@ type jsonEvent struct {
 }
 
 // events parses the JSON lines a helper script printed so far.
-func events(p *proc) []jsonEvent {
+func events(p *brokertest.Proc) []jsonEvent {
 	var out []jsonEvent
-	for _, l := range p.snapshot() {
+	for _, l := range p.Lines() {
 		if !strings.HasPrefix(l, "{") {
 			continue
 		}

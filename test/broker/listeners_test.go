@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mamori-mqtt/mamori/internal/brokertest"
 	"github.com/mamori-mqtt/mamori/internal/client"
 	"github.com/mamori-mqtt/mamori/internal/packet"
 	"github.com/mamori-mqtt/mamori/internal/pki"
@@ -23,15 +24,15 @@ import (
 
 // runBroker runs the broker on a configuration it is expected to refuse,
 // and returns its output once it has exited.
-func runBroker(t *testing.T, conf string) (*proc, error) {
+func runBroker(t *testing.T, conf string) (*brokertest.Proc, error) {
 	t.Helper()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "mamori.conf")
 	if err := os.WriteFile(path, []byte("user root\n"+conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	p := startProc(t, "mamori broker", []string{mamoriBin, "broker", "-c", path}, brokerEnv(dir)...)
-	return p, p.wait()
+	p := startProc(t, "mamori broker", []string{mamoriBin, "broker", "-c", path}, brokertest.BrokerEnv(dir)...)
+	return p, p.Wait()
 }
 
 // makeStaleSocket leaves a socket file at path with nobody listening, as a
@@ -48,12 +49,12 @@ func makeStaleSocket(t *testing.T, path string) {
 
 // mosquittoSub starts mosquitto_sub with -d, line-buffered, and waits until
 // it has its SUBACK.
-func mosquittoSub(t *testing.T, args ...string) *proc {
+func mosquittoSub(t *testing.T, args ...string) *brokertest.Proc {
 	t.Helper()
 	requireTools(t, "mosquitto_sub", "stdbuf")
 	argv := append([]string{"stdbuf", "-oL", "mosquitto_sub", "-d"}, args...)
 	p := startProc(t, "mosquitto_sub", argv)
-	p.waitLine("SUBACK")
+	p.WaitLine("SUBACK")
 	return p
 }
 
@@ -62,7 +63,7 @@ func mosquittoPub(t *testing.T, args ...string) {
 	t.Helper()
 	requireTools(t, "mosquitto_pub")
 	p := startProc(t, "mosquitto_pub", append([]string{"mosquitto_pub"}, args...))
-	if err := p.wait(); err != nil {
+	if err := p.Wait(); err != nil {
 		t.Fatalf("mosquitto_pub %v: %v", args, err)
 	}
 }
@@ -76,16 +77,16 @@ func TestUnixSocket(t *testing.T) {
 	b := startBroker(t, func(port int) string {
 		return fmt.Sprintf("listener %d 127.0.0.1\nlistener 0 %s\nallow_anonymous true\n", port, sock)
 	})
-	b.waitLine("Opening unix listen socket on " + sock)
+	b.WaitLine("Opening unix listen socket on " + sock)
 
 	sub := mosquittoSub(t, "--unix", sock, "-t", "u/#", "-v", "-C", "2")
 	mosquittoPub(t, "--unix", sock, "-t", "u/unix", "-m", "over the socket")
-	mosquittoPub(t, "-h", "127.0.0.1", "-p", strconv.Itoa(b.port), "-t", "u/tcp", "-m", "over tcp")
-	if err := sub.wait(); err != nil {
+	mosquittoPub(t, "-h", "127.0.0.1", "-p", b.PortString(), "-t", "u/tcp", "-m", "over tcp")
+	if err := sub.Wait(); err != nil {
 		t.Fatalf("mosquitto_sub: %v", err)
 	}
 	for _, want := range []string{"u/unix over the socket", "u/tcp over tcp"} {
-		if !sub.hasLine(want) {
+		if !sub.HasLine(want) {
 			t.Errorf("mosquitto_sub did not print %q", want)
 		}
 	}
@@ -100,7 +101,7 @@ func TestUnixSocketRefusesToReplaceAFile(t *testing.T) {
 	if err == nil {
 		t.Fatal("broker started on a path that is a regular file")
 	}
-	if !p.hasLine("is not a socket") {
+	if !p.HasLine("is not a socket") {
 		t.Errorf("no explanation in the output")
 	}
 	if b, _ := os.ReadFile(path); string(b) != "keep me" {
@@ -123,8 +124,8 @@ func TestWebSockets(t *testing.T) {
 	b := startBroker(t, func(port int) string {
 		return fmt.Sprintf("listener %d 127.0.0.1\nprotocol websockets\nhttp_dir %s\nallow_anonymous true\n", port, www)
 	})
-	b.waitLine("Opening websockets listen socket on " + b.addr())
-	url := "ws://" + b.addr() + "/mqtt"
+	b.WaitLine("Opening websockets listen socket on " + b.Addr())
+	url := "ws://" + b.Addr() + "/mqtt"
 
 	// mamori's client library over WebSockets, as a subscriber.
 	goSub := dial(t, client.Options{ClientID: "go-ws", Dial: func(ctx context.Context) (net.Conn, error) {
@@ -134,18 +135,18 @@ func TestWebSockets(t *testing.T) {
 		t.Fatalf("SUBACK %v", code)
 	}
 
-	var js *proc
+	var js *brokertest.Proc
 	if mqttjsAvailableErr() == nil {
 		js = startProc(t, "MQTT.js", []string{"node", filepath.Join(testdataDir, "mqttjs_ws.js"), url, "ws/#", "2"})
-		js.waitLine(`"subscribed"`)
+		js.WaitLine(`"subscribed"`)
 	} else {
 		t.Logf("MQTT.js part skipped: %v", mqttjsAvailableErr())
 	}
 
 	// mamori pub --ws, the mosquitto_pub-compatible command line client.
-	pub := startProc(t, "mamori pub --ws", []string{mamoriBin, "pub", "--ws", "-h", "127.0.0.1", "-p", strconv.Itoa(b.port),
+	pub := startProc(t, "mamori pub --ws", []string{mamoriBin, "pub", "--ws", "-h", "127.0.0.1", "-p", b.PortString(),
 		"-t", "ws/cli", "-m", "from mamori pub", "-q", "1"})
-	if err := pub.wait(); err != nil {
+	if err := pub.Wait(); err != nil {
 		t.Fatalf("mamori pub --ws: %v", err)
 	}
 	goSub.expect("ws/cli", "from mamori pub")
@@ -153,7 +154,7 @@ func TestWebSockets(t *testing.T) {
 	goSub.expect("ws/go", "from go")
 
 	if js != nil {
-		if err := js.wait(); err != nil {
+		if err := js.Wait(); err != nil {
 			t.Fatalf("MQTT.js: %v", err)
 		}
 		got := map[string]string{}
@@ -169,7 +170,7 @@ func TestWebSockets(t *testing.T) {
 
 	// http_dir: files are served, directory listings are not.
 	get := func(path string) (int, string) {
-		resp, err := http.Get("http://" + b.addr() + path)
+		resp, err := http.Get("http://" + b.Addr() + path)
 		if err != nil {
 			t.Fatalf("GET %s: %v", path, err)
 		}
@@ -209,14 +210,14 @@ func TestIPv6AndBindInterface(t *testing.T) {
 		return fmt.Sprintf("allow_anonymous true\nlistener %d 127.0.0.1\nlistener %d ::1\nsocket_domain ipv6\nlistener %d\nbind_interface lo\n",
 			port, port6, portLo)
 	})
-	b.waitLine(fmt.Sprintf("Opening ipv6 listen socket on [::1]:%d.", port6))
+	b.WaitLine(fmt.Sprintf("Opening ipv6 listen socket on [::1]:%d.", port6))
 
 	sub := mosquittoSub(t, "-h", "::1", "-p", strconv.Itoa(port6), "-t", "v6/#", "-v", "-C", "1")
-	mosquittoPub(t, "-h", "127.0.0.1", "-p", strconv.Itoa(b.port), "-t", "v6/x", "-m", "hello ipv6")
-	if err := sub.wait(); err != nil {
+	mosquittoPub(t, "-h", "127.0.0.1", "-p", b.PortString(), "-t", "v6/x", "-m", "hello ipv6")
+	if err := sub.Wait(); err != nil {
 		t.Fatal(err)
 	}
-	if !sub.hasLine("v6/x hello ipv6") {
+	if !sub.HasLine("v6/x hello ipv6") {
 		t.Errorf("mosquitto_sub over ::1 did not get the message")
 	}
 
@@ -226,7 +227,7 @@ func TestIPv6AndBindInterface(t *testing.T) {
 		c := dial(t, client.Options{Address: net.JoinHostPort(host, strconv.Itoa(portLo)), ClientID: "lo-" + host})
 		c.Disconnect(packet.Success, nil)
 	}
-	if b.count(fmt.Sprintf("listen socket on 127.0.0.1:%d.", portLo)) != 1 || b.count(fmt.Sprintf("listen socket on [::1]:%d.", portLo)) != 1 {
+	if b.Count(fmt.Sprintf("listen socket on 127.0.0.1:%d.", portLo)) != 1 || b.Count(fmt.Sprintf("listen socket on [::1]:%d.", portLo)) != 1 {
 		t.Errorf("bind_interface lo did not open 127.0.0.1 and ::1")
 	}
 }
@@ -235,17 +236,17 @@ func TestMaxConnections(t *testing.T) {
 	b := startBroker(t, func(port int) string {
 		return fmt.Sprintf("listener %d 127.0.0.1\nmax_connections 2\nallow_anonymous true\n", port)
 	})
-	c1 := dial(t, client.Options{Address: b.addr(), ClientID: "c1"})
-	dial(t, client.Options{Address: b.addr(), ClientID: "c2"})
-	if _, err := tryDial(t, client.Options{Address: b.addr(), ClientID: "c3", ConnectTimeout: 5 * time.Second}); err == nil {
+	c1 := dial(t, client.Options{Address: b.Addr(), ClientID: "c1"})
+	dial(t, client.Options{Address: b.Addr(), ClientID: "c2"})
+	if _, err := tryDial(t, client.Options{Address: b.Addr(), ClientID: "c3", ConnectTimeout: 5 * time.Second}); err == nil {
 		t.Fatal("a third client connected with max_connections 2")
 	}
-	b.waitLine("max_connections reached")
+	b.WaitLine("max_connections reached")
 	c1.Disconnect(packet.Success, nil)
 	// The broker frees the slot when it has seen c1 go.
 	deadline := time.Now().Add(awaitTimeout)
 	for {
-		_, err := tryDial(t, client.Options{Address: b.addr(), ClientID: "c4"})
+		_, err := tryDial(t, client.Options{Address: b.Addr(), ClientID: "c4"})
 		if err == nil {
 			break
 		}
@@ -267,7 +268,7 @@ func TestPerListenerSettings(t *testing.T) {
 	})
 	addr2 := net.JoinHostPort("127.0.0.1", strconv.Itoa(port2))
 
-	plain := dial(t, client.Options{Address: b.addr(), ClientID: "plain"})
+	plain := dial(t, client.Options{Address: b.Addr(), ClientID: "plain"})
 	if code := plain.subscribe("tenant/#"); code != packet.ReasonCode(1) {
 		t.Fatalf("SUBACK on the plain listener %v", code)
 	}
@@ -275,7 +276,7 @@ func TestPerListenerSettings(t *testing.T) {
 	if code := tenant.subscribe("in"); code != packet.Success {
 		t.Fatalf("SUBACK on the max_qos 0 listener = %v, want granted QoS 0", code)
 	}
-	b.waitLine("as carol (")
+	b.WaitLine("as carol (")
 
 	// A publish on the mounted listener lands under the mount point.
 	tenant.Publish(context.Background(), &client.Message{Topic: "out", Payload: []byte("from tenant")})
@@ -319,7 +320,7 @@ func TestSecureWebSockets(t *testing.T) {
 	}
 	tc := &tls.Config{RootCAs: pool, ServerName: "localhost", NextProtos: []string{"h2", "http/1.1"}}
 	c := dial(t, client.Options{ClientID: "wss", Dial: func(ctx context.Context) (net.Conn, error) {
-		return client.DialWebSocket(ctx, "wss://"+b.addr()+"/mqtt", tc, nil)
+		return client.DialWebSocket(ctx, "wss://"+b.Addr()+"/mqtt", tc, nil)
 	}})
 	c.subscribe("wss/#")
 	c.publish("wss/1", "over tls")
@@ -361,21 +362,21 @@ func TestSecureWebSocketsClientCertificate(t *testing.T) {
 	}
 	tc := &tls.Config{RootCAs: pool, ServerName: "localhost", Certificates: []tls.Certificate{cert}}
 	wss := func(ctx context.Context) (net.Conn, error) {
-		return client.DialWebSocket(ctx, "wss://"+b.addr()+"/mqtt", tc, nil)
+		return client.DialWebSocket(ctx, "wss://"+b.Addr()+"/mqtt", tc, nil)
 	}
 	c := dial(t, client.Options{ClientID: "dev", Dial: wss})
 	c.subscribe("devices/device1/#")
 	c.publish("devices/device1/t", "allowed by the ACL for CN device1")
 	c.expect("devices/device1/t", "allowed by the ACL for CN device1")
-	b.waitLine("u'device1'")
+	b.WaitLine("u'device1'")
 	// connection_messages names the TLS version and the certificate.
-	b.waitLine(`tls="TLS 1.3"`)
-	b.waitLine(`certificate="CN=device1`)
+	b.WaitLine(`tls="TLS 1.3"`)
+	b.WaitLine(`certificate="CN=device1`)
 
 	// Without a certificate the handshake is refused.
 	noCert := &tls.Config{RootCAs: pool, ServerName: "localhost"}
 	if nc, err := tryDial(t, client.Options{ClientID: "anon", ConnectTimeout: 5 * time.Second, Dial: func(ctx context.Context) (net.Conn, error) {
-		return client.DialWebSocket(ctx, "wss://"+b.addr()+"/mqtt", noCert, nil)
+		return client.DialWebSocket(ctx, "wss://"+b.Addr()+"/mqtt", noCert, nil)
 	}}); err == nil {
 		nc.Close()
 		t.Fatal("a wss client without a certificate was let in")

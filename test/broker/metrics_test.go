@@ -54,7 +54,7 @@ func TestMetricsListener(t *testing.T) {
 	if code, _ := get("/readyz"); code != 200 {
 		t.Fatalf("/readyz %d", code)
 	}
-	c := dial(t, client.Options{Address: b.addr(), ClientID: "m"})
+	c := dial(t, client.Options{Address: b.Addr(), ClientID: "m"})
 	c.subscribe("m/#")
 	c.publish("m/1", "x")
 	c.expect("m/1", "x")

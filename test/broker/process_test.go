@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mamori-mqtt/mamori/internal/brokertest"
 	"github.com/mamori-mqtt/mamori/internal/client"
 	"github.com/mamori-mqtt/mamori/internal/packet"
 )
@@ -28,28 +29,28 @@ func TestSIGTERM(t *testing.T) {
 	b := startBroker(t, func(port int) string {
 		return fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\npid_file %s\n", port, pidFile)
 	})
-	b.waitLine(" running")
+	b.WaitLine(" running")
 	text, err := os.ReadFile(pidFile)
 	if err != nil {
 		t.Fatalf("pid_file: %v", err)
 	}
-	if got := strings.TrimSpace(string(text)); got != strconv.Itoa(b.cmd.Process.Pid) {
-		t.Fatalf("pid_file holds %q, the broker's pid is %d", got, b.cmd.Process.Pid)
+	if got := strings.TrimSpace(string(text)); got != strconv.Itoa(b.Pid()) {
+		t.Fatalf("pid_file holds %q, the broker's pid is %d", got, b.Pid())
 	}
 
-	v5 := dial(t, client.Options{Address: b.addr(), ClientID: "v5"})
-	v3 := dial(t, client.Options{Address: b.addr(), ClientID: "v311", Version: packet.V311})
-	b.signal(syscall.SIGTERM)
+	v5 := dial(t, client.Options{Address: b.Addr(), ClientID: "v5"})
+	v3 := dial(t, client.Options{Address: b.Addr(), ClientID: "v311", Version: packet.V311})
+	b.Signal(syscall.SIGTERM)
 	v5.disconnectedWith(packet.ErrServerShuttingDown)
 	select {
 	case <-v3.Done():
 	case <-time.After(awaitTimeout):
 		t.Fatal("the MQTT 3.1.1 client is still connected")
 	}
-	if err := b.wait(); err != nil {
+	if err := b.Wait(); err != nil {
 		t.Fatalf("broker exit: %v", err)
 	}
-	if !b.hasLine("terminating") {
+	if !b.HasLine("terminating") {
 		t.Errorf("no terminating line")
 	}
 	if _, err := os.Stat(pidFile); !errors.Is(err, os.ErrNotExist) {
@@ -67,7 +68,7 @@ func TestLogFileTypesAndReload(t *testing.T) {
 		return fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\nlog_dest file %s\nlog_type error\nlog_type warning\n"+
 			"log_timestamp_format %%Y-%%m-%%dT%%H:%%M:%%S\n# a warning: this option has no effect in mamori\nwebsockets_log_level 255\n", port, logFile)
 	})
-	c := dial(t, client.Options{Address: b.addr(), ClientID: "quiet"})
+	c := dial(t, client.Options{Address: b.Addr(), ClientID: "quiet"})
 	c.Disconnect(packet.Success, nil)
 
 	waitFile := func(want string) string {
@@ -95,16 +96,16 @@ func TestLogFileTypesAndReload(t *testing.T) {
 			t.Errorf("log_type error+warning logged a notice line %q:\n%s", notice, text)
 		}
 	}
-	if len(b.snapshot()) != 0 {
-		t.Errorf("log_dest file only, but the broker wrote to stderr: %q", b.snapshot())
+	if len(b.Lines()) != 0 {
+		t.Errorf("log_dest file only, but the broker wrote to stderr: %q", b.Lines())
 	}
 
 	// Reload with every type: connection messages appear.
-	conf := strings.Replace(string(mustRead(t, b.conf)), "log_type warning", "log_type all", 1)
-	writeFile(t, b.conf, conf)
-	b.signal(syscall.SIGHUP)
+	conf := strings.Replace(string(mustRead(t, b.Conf)), "log_type warning", "log_type all", 1)
+	writeFile(t, b.Conf, conf)
+	b.Signal(syscall.SIGHUP)
 	waitFile(`log_type: "error,warning" -> "all" (applied)`)
-	c = dial(t, client.Options{Address: b.addr(), ClientID: "after-reload"})
+	c = dial(t, client.Options{Address: b.Addr(), ClientID: "after-reload"})
 	c.Disconnect(packet.Success, nil)
 	waitFile("New client connected from 127.0.0.1")
 }
@@ -115,9 +116,9 @@ func TestLogTopicAndVerbose(t *testing.T) {
 	b := startBroker(t, func(port int) string {
 		return fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\nlog_dest topic\nlog_dest stderr\nlog_type error\n", port)
 	}, "-v")
-	watcher := dial(t, client.Options{Address: b.addr(), ClientID: "watcher"})
+	watcher := dial(t, client.Options{Address: b.Addr(), ClientID: "watcher"})
 	watcher.subscribe("$SYS/broker/log/N")
-	dial(t, client.Options{Address: b.addr(), ClientID: "newcomer"})
+	dial(t, client.Options{Address: b.Addr(), ClientID: "newcomer"})
 	select {
 	case m := <-watcher.Messages():
 		if m == nil || !strings.Contains(string(m.Payload), "New client connected") || !strings.Contains(string(m.Payload), "newcomer") {
@@ -126,7 +127,7 @@ func TestLogTopicAndVerbose(t *testing.T) {
 	case <-time.After(awaitTimeout):
 		t.Fatal("no log line on $SYS/broker/log/N")
 	}
-	b.waitLine("as newcomer (")
+	b.WaitLine("as newcomer (")
 }
 
 // procStat returns the fields of /proc/PID/stat after the command name
@@ -159,7 +160,7 @@ func TestDaemon(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), awaitTimeout+10*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, mamoriBin, "broker", "-c", conf, "-d")
-	cmd.Env = append(os.Environ(), brokerEnv(dir)...)
+	cmd.Env = append(os.Environ(), brokertest.BrokerEnv(dir)...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("mamori broker -d: %v\n%s", err, out)
@@ -212,7 +213,7 @@ func TestDaemon(t *testing.T) {
 	taken := ln.Addr().(*net.TCPAddr).Port
 	writeFile(t, conf, fmt.Sprintf("user root\nlistener %d 127.0.0.1\nallow_anonymous true\n", taken))
 	cmd = exec.CommandContext(ctx, mamoriBin, "broker", "-c", conf, "-d")
-	cmd.Env = append(os.Environ(), brokerEnv(dir)...)
+	cmd.Env = append(os.Environ(), brokertest.BrokerEnv(dir)...)
 	out, err = cmd.CombinedOutput()
 	if err == nil {
 		t.Fatalf("-d succeeded with the port taken:\n%s", out)
@@ -235,8 +236,8 @@ func TestUserDropsPrivileges(t *testing.T) {
 	b := startBroker(t, func(port int) string {
 		return fmt.Sprintf("user nobody\nlistener %d 127.0.0.1\nallow_anonymous true\n", port)
 	})
-	b.waitLine(" running")
-	status := string(mustRead(t, fmt.Sprintf("/proc/%d/status", b.cmd.Process.Pid)))
+	b.WaitLine(" running")
+	status := string(mustRead(t, fmt.Sprintf("/proc/%d/status", b.Pid())))
 	var uidLine string
 	for _, l := range strings.Split(status, "\n") {
 		if strings.HasPrefix(l, "Uid:") {
@@ -247,12 +248,12 @@ func TestUserDropsPrivileges(t *testing.T) {
 	if len(f) != 5 || f[1] != u.Uid || f[2] != u.Uid || f[3] != u.Uid {
 		t.Fatalf("broker runs as %q, want uid %s", uidLine, u.Uid)
 	}
-	c := dial(t, client.Options{Address: b.addr(), ClientID: "after-drop"})
+	c := dial(t, client.Options{Address: b.Addr(), ClientID: "after-drop"})
 	c.Disconnect(packet.Success, nil)
 
 	// A user that does not exist: refused, as Mosquitto does.
 	p, err := runBroker(t, fmt.Sprintf("user no-such-user-mamori\nlistener %d 127.0.0.1\n", freePort(t, "127.0.0.1")))
-	if err == nil || !p.hasLine("unable to drop privileges") {
+	if err == nil || !p.HasLine("unable to drop privileges") {
 		t.Errorf("a missing user was not refused: %v", err)
 	}
 }

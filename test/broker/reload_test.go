@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/mamori-mqtt/mamori/internal/auth"
+	"github.com/mamori-mqtt/mamori/internal/brokertest"
 	"github.com/mamori-mqtt/mamori/internal/client"
 	"github.com/mamori-mqtt/mamori/internal/packet"
 )
@@ -44,9 +45,9 @@ func writeFile(t *testing.T, path, text string) {
 }
 
 // login connects as user with password.
-func login(b *brokerProc, t *testing.T, name, password string) *mqttClient {
+func login(b *brokertest.Broker, t *testing.T, name, password string) *mqttClient {
 	t.Helper()
-	return dial(t, client.Options{Address: b.addr(), ClientID: name, Username: strp(name), Password: []byte(password)})
+	return dial(t, client.Options{Address: b.Addr(), ClientID: name, Username: strp(name), Password: []byte(password)})
 }
 
 // TestReloadRechecksConnectedClients changes the password file and the ACL
@@ -76,8 +77,8 @@ func TestReloadRechecksConnectedClients(t *testing.T) {
 	// New rules: bob is deleted, alice may no longer read secret/#.
 	writePasswords(t, pw, map[string]string{"alice": "alice-pw", "admin": "admin-pw"})
 	writeFile(t, acl, "user alice\ntopic readwrite public/#\n\nuser admin\ntopic readwrite #\n")
-	b.signal(syscall.SIGHUP)
-	b.waitLine("1 client(s) disconnected and 1 subscription(s) removed")
+	b.Signal(syscall.SIGHUP)
+	b.WaitLine("1 client(s) disconnected and 1 subscription(s) removed")
 
 	bob.disconnectedWith(packet.ErrNotAuthorized)
 	admin.publish("secret/2", "after")
@@ -88,7 +89,7 @@ func TestReloadRechecksConnectedClients(t *testing.T) {
 	if code := alice.subscribe("secret/#"); code != packet.ErrNotAuthorized {
 		t.Errorf("alice re-subscribing to secret/# after reload: %v, want not authorized", code)
 	}
-	if _, err := tryDial(t, client.Options{Address: b.addr(), ClientID: "bob2", Username: strp("bob"), Password: []byte("bob-pw")}); err == nil {
+	if _, err := tryDial(t, client.Options{Address: b.Addr(), ClientID: "bob2", Username: strp("bob"), Password: []byte("bob-pw")}); err == nil {
 		t.Errorf("bob could connect after being deleted")
 	}
 }
@@ -107,7 +108,7 @@ func TestBrokenReloadKeepsRunningConfiguration(t *testing.T) {
 	alice := login(b, t, "alice", "alice-pw")
 	stillRuns := func(step string) {
 		t.Helper()
-		if _, err := tryDial(t, client.Options{Address: b.addr(), ClientID: "new-" + step, Username: strp("alice"), Password: []byte("alice-pw")}); err != nil {
+		if _, err := tryDial(t, client.Options{Address: b.Addr(), ClientID: "new-" + step, Username: strp("alice"), Password: []byte("alice-pw")}); err != nil {
 			t.Fatalf("%s: alice cannot connect after the failed reload: %v", step, err)
 		}
 		select {
@@ -116,27 +117,27 @@ func TestBrokenReloadKeepsRunningConfiguration(t *testing.T) {
 		default:
 		}
 	}
-	good := string(mustRead(t, b.conf)) // as written, with `user root`
+	good := string(mustRead(t, b.Conf)) // as written, with `user root`
 	lines := strings.Count(good, "\n")
 	failures := 0
 	reload := func() {
 		t.Helper()
 		failures++
-		b.signal(syscall.SIGHUP)
-		b.waitLines("failed; the running configuration stays in force", failures)
+		b.Signal(syscall.SIGHUP)
+		b.WaitLines("failed; the running configuration stays in force", failures)
 	}
 
 	// 1. A configuration file with an unknown option.
-	writeFile(t, b.conf, good+"no_such_option 1\n")
+	writeFile(t, b.Conf, good+"no_such_option 1\n")
 	reload()
-	b.waitLine(fmt.Sprintf(`mamori.conf:%d: unknown option "no_such_option"`, lines+1))
+	b.WaitLine(fmt.Sprintf(`mamori.conf:%d: unknown option "no_such_option"`, lines+1))
 	stillRuns("bad-option")
 
 	// 2. A malformed password file.
-	writeFile(t, b.conf, good)
+	writeFile(t, b.Conf, good)
 	writeFile(t, pw, string(mustRead(t, pw))+"this line has no colon\n")
 	reload()
-	b.waitLine(pw + ":2:")
+	b.WaitLine(pw + ":2:")
 	stillRuns("bad-passwd")
 
 	// 3. A password file that is gone.
@@ -144,7 +145,7 @@ func TestBrokenReloadKeepsRunningConfiguration(t *testing.T) {
 		t.Fatal(err)
 	}
 	reload()
-	b.waitLine("password_file")
+	b.WaitLine("password_file")
 	stillRuns("no-passwd")
 }
 
@@ -165,16 +166,16 @@ func TestReloadReportsListenerChangesAsNeedingRestart(t *testing.T) {
 		return fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\n", port)
 	})
 	port2 := freePort(t, "127.0.0.1")
-	conf := string(mustRead(t, b.conf))
-	writeFile(t, b.conf, conf+"max_connections 1\nlistener "+fmt.Sprint(port2)+" 127.0.0.1\nmax_keepalive 30\n")
-	b.signal(syscall.SIGHUP)
-	b.waitLine("need a restart")
+	conf := string(mustRead(t, b.Conf))
+	writeFile(t, b.Conf, conf+"max_connections 1\nlistener "+fmt.Sprint(port2)+" 127.0.0.1\nmax_keepalive 30\n")
+	b.Signal(syscall.SIGHUP)
+	b.WaitLine("need a restart")
 	for _, want := range []string{
 		fmt.Sprintf("listener %d 127.0.0.1: added (needs a restart)", port2),
 		"max_connections: \"-1\" -> \"1\" (needs a restart)",
 		"max_keepalive: \"65535\" -> \"30\" (applied)",
 	} {
-		if !b.hasLine(want) {
+		if !b.HasLine(want) {
 			t.Errorf("no log line containing %q", want)
 		}
 	}
@@ -184,7 +185,7 @@ func TestReloadReportsListenerChangesAsNeedingRestart(t *testing.T) {
 	// is told 30 s (MQTT 5 Server Keep Alive).
 	ctx, cancel := context.WithTimeout(context.Background(), awaitTimeout)
 	defer cancel()
-	kc, ack, err := client.Dial(ctx, client.Options{Network: "tcp", Address: b.addr(), ClientID: "ka", Version: packet.V5, CleanStart: true})
+	kc, ack, err := client.Dial(ctx, client.Options{Network: "tcp", Address: b.Addr(), ClientID: "ka", Version: packet.V5, CleanStart: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,8 +193,8 @@ func TestReloadReportsListenerChangesAsNeedingRestart(t *testing.T) {
 	if !ack.Props.Present(packet.PropServerKeepAlive) || ack.Props.ServerKeepAlive != 30 {
 		t.Errorf("max_keepalive 30 not in force after reload: CONNACK %+v", ack.Props)
 	}
-	dial(t, client.Options{Address: b.addr(), ClientID: "one"})
-	dial(t, client.Options{Address: b.addr(), ClientID: "two"})
+	dial(t, client.Options{Address: b.Addr(), ClientID: "one"})
+	dial(t, client.Options{Address: b.Addr(), ClientID: "two"})
 	if c, err := tryDial(t, client.Options{Address: fmt.Sprintf("127.0.0.1:%d", port2), ClientID: "x", ConnectTimeout: 2 * time.Second}); err == nil {
 		c.Close()
 		t.Errorf("the added listener was opened")

@@ -45,7 +45,7 @@ func TestPKIFromMamoriCA(t *testing.T) {
 	sub := startClient(t, "mosquitto_sub device1", nil, []string{"stdbuf", "-oL", "mosquitto_sub", "-h", "localhost", "-p", port,
 		"--cafile", filepath.Join(dir, "ca.crt"), "--cert", issued("device1.crt"), "--key", issued("device1.key"),
 		"-t", "factory/#", "-v", "-d"})
-	sub.waitLine("SUBACK")
+	sub.WaitLine("SUBACK")
 
 	if _, err := pahoPython(); err != nil {
 		t.Skipf("Paho Python: %v", err)
@@ -54,27 +54,27 @@ func TestPKIFromMamoriCA(t *testing.T) {
 		CAFile: filepath.Join(dir, "ca.crt"), CertFile: issued("device2.crt"), KeyFile: issued("device2.key"),
 		Publish: []msg{{Topic: "factory/line1", Payload: "from device2", QoS: 1}}, End: "hold"})
 	dev2.await("published")
-	sub.waitLine("factory/line1 from device2")
-	b.p.waitLine("u'device2'") // the certificate's CN is the user name
+	sub.WaitLine("factory/line1 from device2")
+	b.p.WaitLine("u'device2'") // the certificate's CN is the user name
 
 	// Revoke device2: its open connection is closed, with no restart.
 	ca("revoke", "device2", "--reason", "keyCompromise")
-	b.p.waitLine("closed 1 connection(s) whose client certificate is now revoked")
-	b.p.waitLine("Client device2-session closed its connection")
-	dev2.kill() // Paho would keep trying to reconnect
+	b.p.WaitLine("closed 1 connection(s) whose client certificate is now revoked")
+	b.p.WaitLine("Client device2-session closed its connection")
+	dev2.Stop(false) // Paho would keep trying to reconnect
 	// A new connection with the revoked certificate is refused.
 	again := (client{paho, 4}).start(t, &broker{host: "localhost", port: tlsPort}, session{ID: "device2-again",
 		CAFile: filepath.Join(dir, "ca.crt"), CertFile: issued("device2.crt"), KeyFile: issued("device2.key"),
 		ExpectRefused: true})
 	again.await("refused")
 	// The broker says why, once: a handshake failure with reason revoked.
-	b.p.waitLine("TLS handshake failed")
-	b.p.waitLine(": revoked: client certificate CN=device2")
+	b.p.WaitLine("TLS handshake failed")
+	b.p.WaitLine(": revoked: client certificate CN=device2")
 	// device1 is unaffected.
 	out, err := exec.Command("mosquitto_pub", "-h", "localhost", "-p", port, "--cafile", filepath.Join(dir, "ca.crt"),
 		"--cert", issued("device1.crt"), "--key", issued("device1.key"), "-t", "factory/line2", "-m", "still here").CombinedOutput()
 	if err != nil {
 		t.Fatalf("device1 after the CRL: %v\n%s", err, out)
 	}
-	sub.waitLine("factory/line2 still here")
+	sub.WaitLine("factory/line2 still here")
 }

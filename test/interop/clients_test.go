@@ -215,7 +215,7 @@ func (c client) publish(t *testing.T, b *broker, id string, msgs ...msg) {
 func (c client) abort(p *proc) {
 	p.t.Helper()
 	if c.family == mosquitto {
-		p.kill()
+		p.Stop(false)
 		return
 	}
 	p.wait()

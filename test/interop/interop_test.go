@@ -159,7 +159,7 @@ func will(t *testing.T, p pair) {
 	// The broker logs this as it ends the connection, where a will would
 	// be sent; the marker comes from a process started only afterwards,
 	// so a will wrongly published here would reach the watcher first.
-	b.p.waitLine("Client " + politeID + " disconnected.")
+	b.p.WaitLine("Client " + politeID + " disconnected.")
 	marker := msg{Topic: "interop/will/marker", Payload: "marker", QoS: 1}
 	p.pub.publish(t, b, newID("mark"), marker)
 
@@ -217,7 +217,7 @@ func persistentSession(t *testing.T, p pair) {
 	first.wait()
 	// Publish only once the broker has seen the client go, so the
 	// messages are queued for an offline session.
-	b.p.waitLine("Client " + id + " disconnected.")
+	b.p.WaitLine("Client " + id + " disconnected.")
 
 	// Mostly QoS 1, with QoS 2 among them: both are kept for an offline
 	// session.
@@ -294,7 +294,7 @@ func TestSessionExpiryZero(t *testing.T) {
 			first := c.start(t, b, s)
 			first.await("subscribed")
 			first.wait()
-			b.p.waitLine("Client " + id + " disconnected.")
+			b.p.WaitLine("Client " + id + " disconnected.")
 			c.publish(t, b, newID("pub"), msg{Topic: topic, Payload: "nobody keeps this", QoS: 1})
 
 			s.Count = 1

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/mamori-mqtt/mamori/internal/brokertest"
 )
 
 // TestNoConfigServesVerifiedTLS starts the broker with no configuration,
@@ -23,11 +25,10 @@ func TestNoConfigServesVerifiedTLS(t *testing.T) {
 		ln.Close()
 	}
 	data := t.TempDir()
-	start := func() (*proc, string) {
+	start := func() (*brokertest.Proc, string) {
 		port := freePort(t)
-		cmd := exec.Command(mamoriBin, "broker", "-p", strconv.Itoa(port))
-		cmd.Env = append(os.Environ(), "MAMORI_DATA_DIR="+data, "GORACE=atexit_sleep_ms=0")
-		p := startProc(t, "mamori broker (no -c)", cmd, nil, true)
+		p := brokertest.Start(t, "mamori broker (no -c)", []string{mamoriBin, "broker", "-p", strconv.Itoa(port)},
+			brokertest.Env(brokertest.BrokerEnv(data)...), brokertest.Gentle(), brokertest.Lifetime(0))
 		if !waitListening(t, p, port) {
 			t.Fatalf("broker could not bind port %d", port)
 		}
@@ -36,8 +37,7 @@ func TestNoConfigServesVerifiedTLS(t *testing.T) {
 	p, plain := start()
 	caLine := regexp.MustCompile(`^Created the local CA for TLS on 127\.0\.0\.1:8883: (\S+)$`)
 	var caFile, try string
-	p.mu.Lock()
-	for _, l := range p.lines {
+	for _, l := range p.Lines() {
 		if m := caLine.FindStringSubmatch(l); m != nil {
 			caFile = m[1]
 		}
@@ -45,9 +45,8 @@ func TestNoConfigServesVerifiedTLS(t *testing.T) {
 			try = l
 		}
 	}
-	p.mu.Unlock()
 	if caFile == "" || try == "" {
-		t.Fatalf("the broker did not print the CA path and a command line; output: %v", p.lines)
+		t.Fatalf("the broker did not print the CA path and a command line; output: %v", p.Lines())
 	}
 	if !strings.Contains(try, "--cafile "+caFile) || !strings.Contains(try, "-p 8883") {
 		t.Fatalf("printed command line %q does not use the CA %s on port 8883", try, caFile)
@@ -60,27 +59,27 @@ func TestNoConfigServesVerifiedTLS(t *testing.T) {
 	// server by the name localhost without --insecure.
 	sub := startClient(t, "mamori sub", nil, []string{mamoriBin, "sub", "-h", "localhost", "-p", "8883",
 		"--cafile", caFile, "-t", "tls/check", "-C", "1", "-v", "-d"})
-	sub.waitLine("SUBACK")
+	sub.WaitLine("SUBACK")
 	mosq := startClient(t, "mosquitto_sub", nil, []string{"stdbuf", "-oL", "mosquitto_sub", "-h", "localhost",
 		"-p", "8883", "--cafile", caFile, "-t", "tls/check", "-C", "1", "-v", "-d"})
-	mosq.waitLine("SUBACK")
+	mosq.WaitLine("SUBACK")
 	pub := exec.Command("mosquitto_pub", "-h", "127.0.0.1", "-p", plain, "-t", "tls/check", "-m", "verified")
 	if out, err := pub.CombinedOutput(); err != nil {
 		t.Fatalf("mosquitto_pub: %v\n%s", err, out)
 	}
-	sub.waitLine("tls/check verified")
-	mosq.waitLine("tls/check verified")
+	sub.WaitLine("tls/check verified")
+	mosq.WaitLine("tls/check verified")
 
 	// A second start reuses the CA instead of making a new one.
-	p.stop(true)
-	sub.stop(false)
-	mosq.stop(false)
+	p.Stop(true)
+	sub.Stop(false)
+	mosq.Stop(false)
 	before, err := os.ReadFile(caFile)
 	if err != nil {
 		t.Fatal(err)
 	}
 	p2, _ := start()
-	p2.waitLine("Using the local CA for TLS on 127.0.0.1:8883: " + caFile)
+	p2.WaitLine("Using the local CA for TLS on 127.0.0.1:8883: " + caFile)
 	after, err := os.ReadFile(filepath.Clean(caFile))
 	if err != nil {
 		t.Fatal(err)

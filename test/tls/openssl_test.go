@@ -6,13 +6,15 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/mamori-mqtt/mamori/internal/brokertest"
 )
 
 // sClient runs openssl s_client against the broker with extra flags and
 // returns its output; the handshake failing is not an error here.
-func sClient(t *testing.T, b *broker, args ...string) string {
+func sClient(t *testing.T, b *brokertest.Broker, args ...string) string {
 	t.Helper()
-	out, _ := run(t, append([]string{"openssl", "s_client", "-connect", b.addr()}, args...)...)
+	out, _ := run(t, append([]string{"openssl", "s_client", "-connect", b.Addr()}, args...)...)
 	return out
 }
 
@@ -43,7 +45,7 @@ func TestOpenSSLShows(t *testing.T) {
 				t.Errorf("%s accepted:\n%s", c, out)
 			}
 		}
-		b.waitOutput("no shared cipher")
+		b.WaitLine("no shared cipher")
 		// A client without ALPN, or with another protocol, still works.
 		if out := sClient(t, b, "-alpn", "x-other", "-brief"); !strings.Contains(out, "Protocol version:") {
 			t.Errorf("client with another ALPN protocol refused:\n%s", out)
@@ -114,7 +116,7 @@ func TestKeys(t *testing.T) {
 			b := startBroker(t, t.TempDir(), func(port int) string {
 				return tlsListener(port, "certfile "+p(tc.crt), "keyfile "+p(tc.key), "keyfile_password keypass")
 			})
-			out := mustRun(t, "openssl", "s_client", "-connect", b.addr(), "-CAfile", p("ca.crt"), "-verify_return_error", "-brief")
+			out := mustRun(t, "openssl", "s_client", "-connect", b.Addr(), "-CAfile", p("ca.crt"), "-verify_return_error", "-brief")
 			if !strings.Contains(out, "Verification: OK") {
 				t.Errorf("not verified:\n%s", out)
 			}

@@ -7,11 +7,13 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/mamori-mqtt/mamori/internal/brokertest"
 )
 
 // servedSerial returns the serial number of the certificate the broker
 // presents, as read by openssl s_client.
-func servedSerial(t *testing.T, b *broker) string {
+func servedSerial(t *testing.T, b *brokertest.Broker) string {
 	t.Helper()
 	out := sClient(t, b, "-showcerts")
 	block, _ := pem.Decode([]byte(out[strings.Index(out, "-----BEGIN"):]))
@@ -84,23 +86,23 @@ func TestLiveReload(t *testing.T) {
 
 	replace(t, filepath.Join(dir, "new.crt"), crt)
 	replace(t, filepath.Join(dir, "new.key"), key)
-	b.waitOutput("reloaded certfile " + crt)
+	b.WaitLine("reloaded certfile " + crt)
 	if got, want := servedSerial(t, b), serialOf(t, crt); got != want {
 		t.Fatalf("after renewal serving serial %s, want %s", got, want)
 	}
 	if out, err := mosquittoPub(t, b, "--cafile", ca, "-t", "reload/test", "-m", "after-renewal"); err != nil {
 		t.Fatalf("mosquitto_pub: %v\n%s", err, out)
 	}
-	sub.waitOutput("reload/test after-renewal")
-	if n := strings.Count(sub.output(), "sending CONNECT"); n != 1 {
-		t.Errorf("the subscriber reconnected (%d CONNECTs):\n%s", n, sub.output())
+	sub.WaitLine("reload/test after-renewal")
+	if n := sub.Count("sending CONNECT"); n != 1 {
+		t.Errorf("the subscriber reconnected (%d CONNECTs):\n%s", n, sub.Output())
 	}
 
 	// A broken renewal (a key that is not the certificate's) keeps the
 	// renewed pair in service, and the log says why.
-	kept := strings.Count(b.output(), "keeping the previous version in service")
+	kept := b.Count("keeping the previous version in service")
 	replace(t, filepath.Join(dir, "old.key"), key)
-	b.waitOutputCount("keeping the previous version in service", kept+1)
+	b.WaitLines("keeping the previous version in service", kept+1)
 	if got, want := servedSerial(t, b), serialOf(t, crt); got != want {
 		t.Errorf("after a broken key serving serial %s, want %s", got, want)
 	}

@@ -5,17 +5,19 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/mamori-mqtt/mamori/internal/brokertest"
 )
 
 // paho runs testdata/paho_tls.py with the given session and returns its
 // output and exit error.
-func paho(t *testing.T, b *broker, spec map[string]any) (string, error) {
+func paho(t *testing.T, b *brokertest.Broker, spec map[string]any) (string, error) {
 	t.Helper()
 	need(t, "/usr/bin/python3")
 	if _, err := run(t, "/usr/bin/python3", "-c", "import paho.mqtt.client"); err != nil {
 		t.Skip("python3-paho-mqtt not installed")
 	}
-	spec["port"] = b.port
+	spec["port"] = b.Port
 	spec["topic"] = "seed/000"
 	spec["resolve"] = map[string]string{"mqtt.example.com": "127.0.0.1", "mqtt.local": "127.0.0.1"}
 	js, err := json.Marshal(spec)
@@ -27,9 +29,9 @@ func paho(t *testing.T, b *broker, spec map[string]any) (string, error) {
 
 // subjectOf runs "openssl s_client -servername" and returns the
 // "subject=" and "issuer=" lines of the certificate the broker presented.
-func subjectOf(t *testing.T, b *broker, sni string) string {
+func subjectOf(t *testing.T, b *brokertest.Broker, sni string) string {
 	t.Helper()
-	args := []string{"openssl", "s_client", "-connect", b.addr()}
+	args := []string{"openssl", "s_client", "-connect", b.Addr()}
 	if sni != "" {
 		args = append(args, "-servername", sni)
 	} else {

@@ -4,24 +4,26 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/mamori-mqtt/mamori/internal/brokertest"
 )
 
 // mosquittoSub starts "mosquitto_sub -d" with args and waits until its
 // subscription is acknowledged. stdbuf makes its output line-buffered.
-func mosquittoSub(t *testing.T, b *broker, args ...string) *proc {
+func mosquittoSub(t *testing.T, b *brokertest.Broker, args ...string) *brokertest.Proc {
 	t.Helper()
 	need(t, "mosquitto_sub", "stdbuf")
-	argv := append([]string{"stdbuf", "-oL", "mosquitto_sub", "-d", "-h", "localhost", "-p", b.portString()}, args...)
-	p := start(t, nil, argv...)
-	p.waitOutput("received SUBACK")
+	argv := append([]string{"stdbuf", "-oL", "mosquitto_sub", "-d", "-h", "localhost", "-p", b.PortString()}, args...)
+	p := start(t, argv...)
+	p.WaitLine("received SUBACK")
 	return p
 }
 
 // mosquittoPub runs mosquitto_pub to its end.
-func mosquittoPub(t *testing.T, b *broker, args ...string) (string, error) {
+func mosquittoPub(t *testing.T, b *brokertest.Broker, args ...string) (string, error) {
 	t.Helper()
 	need(t, "mosquitto_pub")
-	return run(t, append([]string{"mosquitto_pub", "-h", "localhost", "-p", b.portString()}, args...)...)
+	return run(t, append([]string{"mosquitto_pub", "-h", "localhost", "-p", b.PortString()}, args...)...)
 }
 
 // TestSeed001 follows seed 001: a CA made with "openssl genrsa -des3" and
@@ -59,8 +61,8 @@ func TestSeed001(t *testing.T) {
 			if out, err := mosquittoPub(t, b, "--cafile", ca, "-u", user[0], "-P", user[1], "-t", "seed/001", "-m", "hello "+user[0]); err != nil {
 				t.Fatalf("mosquitto_pub: %v\n%s", err, out)
 			}
-			sub.waitOutput("hello " + user[0])
-			if err := sub.waitExit(); err != nil {
+			sub.WaitLine("hello " + user[0])
+			if err := sub.Wait(); err != nil {
 				t.Fatalf("mosquitto_sub: %v", err)
 			}
 		})
@@ -74,16 +76,16 @@ func TestSeed001(t *testing.T) {
 	t.Run("TLS 1.1 client refused", func(t *testing.T) {
 		// SECLEVEL=0 lets OpenSSL 3 offer TLS 1.1 at all, so the refusal
 		// comes from the broker.
-		out, err := run(t, "openssl", "s_client", "-connect", b.addr(), "-tls1_1", "-cipher", "DEFAULT:@SECLEVEL=0",
+		out, err := run(t, "openssl", "s_client", "-connect", b.Addr(), "-tls1_1", "-cipher", "DEFAULT:@SECLEVEL=0",
 			"-CAfile", ca)
 		if err == nil {
 			t.Fatalf("TLS 1.1 handshake succeeded:\n%s", out)
 		}
-		b.waitOutput("protocol version")
+		b.WaitLine("protocol version")
 	})
 	t.Run("TLS 1.2 and 1.3 clients accepted", func(t *testing.T) {
 		for _, v := range []string{"-tls1_2", "-tls1_3"} {
-			out := mustRun(t, "openssl", "s_client", "-connect", b.addr(), v, "-CAfile", ca, "-verify_return_error")
+			out := mustRun(t, "openssl", "s_client", "-connect", b.Addr(), v, "-CAfile", ca, "-verify_return_error")
 			if !strings.Contains(out, "Verify return code: 0 (ok)") {
 				t.Errorf("%s: chain not verified:\n%s", v, out)
 			}
@@ -107,13 +109,13 @@ func TestSeed001SameSubject(t *testing.T) {
 			"keyfile "+filepath.Join(dir, "mqtt_srv.key"), "tls_version tlsv1.2", "allow_anonymous false", "password_file "+pw)
 	})
 	ca := filepath.Join(dir, "mqtt_ca.crt")
-	sub := start(t, nil, mamoriBin, "sub", "-h", "localhost", "-p", b.portString(), "--cafile", ca, "-u", "user1", "-P", "pass1",
+	sub := start(t, mamoriBin, "sub", "-h", "localhost", "-p", b.PortString(), "--cafile", ca, "-u", "user1", "-P", "pass1",
 		"-t", "seed/001", "-C", "1", "-d")
-	sub.waitOutput("SUBACK")
-	mustRun(t, mamoriBin, "pub", "-h", "localhost", "-p", b.portString(), "--cafile", ca, "-u", "user1", "-P", "pass1",
+	sub.WaitLine("SUBACK")
+	mustRun(t, mamoriBin, "pub", "-h", "localhost", "-p", b.PortString(), "--cafile", ca, "-u", "user1", "-P", "pass1",
 		"-t", "seed/001", "-m", "same subject")
-	sub.waitOutput("same subject")
-	if err := sub.waitExit(); err != nil {
+	sub.WaitLine("same subject")
+	if err := sub.Wait(); err != nil {
 		t.Fatal(err)
 	}
 }

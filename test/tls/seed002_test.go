@@ -53,8 +53,8 @@ func TestSeed002(t *testing.T) {
 			if out, err := mosquittoPub(t, b, append(client("device1"), "-t", "topic/test01", "-m", "message")...); err != nil {
 				t.Fatalf("mosquitto_pub: %v\n%s", err, out)
 			}
-			sub.waitOutput("message")
-			if err := sub.waitExit(); err != nil {
+			sub.WaitLine("message")
+			if err := sub.Wait(); err != nil {
 				t.Fatal(err)
 			}
 			// Without a certificate the handshake is refused, and the log
@@ -62,7 +62,7 @@ func TestSeed002(t *testing.T) {
 			if out, err := mosquittoPub(t, b, "--cafile", ca.path("ca.crt"), "-t", "topic/test01", "-m", "x"); err == nil {
 				t.Fatalf("client without a certificate accepted:\n%s", out)
 			}
-			b.waitOutput("no client certificate")
+			b.WaitLine("no client certificate")
 		})
 	}
 
@@ -79,8 +79,8 @@ func TestSeed002(t *testing.T) {
 		if out, err := mosquittoPub(t, b, append(client("device1"), "-t", "topic/test01", "-m", "from-device1")...); err != nil {
 			t.Fatalf("mosquitto_pub as device1: %v\n%s", err, out)
 		}
-		sub2.waitOutput("topic/test01 from-device1")
-		if strings.Contains(sub2.output(), "from-device2") {
+		sub2.WaitLine("topic/test01 from-device1")
+		if strings.Contains(sub2.Output(), "from-device2") {
 			t.Error("device2's publication passed the ACL")
 		}
 
@@ -91,12 +91,12 @@ func TestSeed002(t *testing.T) {
 		if err := os.Rename(ca.path("crl.new"), crl); err != nil {
 			t.Fatal(err)
 		}
-		b.waitOutput("closing client")
-		b.waitOutput("CN=device2 (serial")
+		b.WaitLine("closing client")
+		b.WaitLine("CN=device2 (serial")
 		deadline := time.Now().Add(awaitTimeout)
-		for !strings.Contains(sub2.output(), "Connection error") && !strings.Contains(sub2.output(), "Error") && !sub2.exited() {
+		for !strings.Contains(sub2.Output(), "Connection error") && !strings.Contains(sub2.Output(), "Error") && !sub2.Exited() {
 			if time.Now().After(deadline) {
-				t.Fatalf("device2's subscription was not cut off:\n%s", sub2.output())
+				t.Fatalf("device2's subscription was not cut off:\n%s", sub2.Output())
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
@@ -104,7 +104,7 @@ func TestSeed002(t *testing.T) {
 		if err == nil {
 			t.Fatalf("revoked device2 accepted:\n%s", out)
 		}
-		b.waitOutput("revoked: client certificate CN=device2")
+		b.WaitLine("revoked: client certificate CN=device2")
 		// device1 is unaffected.
 		if out, err := mosquittoPub(t, b, append(client("device1"), "-t", "topic/test01", "-m", "still")...); err != nil {
 			t.Fatalf("device1 after the new CRL: %v\n%s", err, out)

@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/pprof"
 	"strconv"
 	"sync"
@@ -167,6 +168,10 @@ func (s *server) run(status *daemonStatus) int {
 			}
 		}
 	}
+	if os.Getenv("MAMORI_MEMPROFILE") != "" {
+		// Fine sampling: a connection's few hundred bytes must show up.
+		runtime.MemProfileRate = 256
+	}
 	// Signals are caught from the start: a SIGHUP sent by a script right
 	// after the broker starts must not kill it (the default action), and a
 	// SIGTERM during start-up is acted on once the broker runs.
@@ -272,6 +277,7 @@ func (s *server) run(status *daemonStatus) int {
 			continue
 		}
 		log.Info("mamori version " + Version + " terminating")
+		writeHeapProfile()
 		if reg != nil {
 			reg.SetReady(false)
 		}
@@ -281,6 +287,23 @@ func (s *server) run(status *daemonStatus) int {
 		return 0
 	}
 	return 0
+}
+
+// writeHeapProfile writes the live heap to MAMORI_MEMPROFILE, when set,
+// while every client is still connected: it shows what a connection costs
+// (performance work; see bench/RESULTS.md).
+func writeHeapProfile() {
+	path := os.Getenv("MAMORI_MEMPROFILE")
+	if path == "" {
+		return
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	runtime.GC()
+	_ = pprof.WriteHeapProfile(f)
 }
 
 // openListeners binds every configured listener. Nothing is served yet, so
