@@ -48,7 +48,8 @@ func (e *HandshakeError) Unwrap() error { return e.Err }
 // the configuration ClientConfig(o, addr, warn) builds. A failure is a
 // *HandshakeError for Explain. The context bounds the dial and the
 // handshake. In TLS 1.3 a server refuses a client certificate only after
-// the client's handshake is complete, so the first read may still fail:
+// the client's handshake is complete: when it asked for one, Dial waits a
+// moment for that refusal. A slower refusal makes the first read fail:
 // pass that error to Explain too.
 func Dial(ctx context.Context, addr string, o ClientOptions, warn io.Writer) (*tls.Conn, error) {
 	cfg, _, info, err := buildConfig(o, addr, warn, false)
@@ -57,7 +58,14 @@ func Dial(ctx context.Context, addr string, o ClientOptions, warn io.Writer) (*t
 	}
 	conn, err := handshake(ctx, addr, cfg)
 	if err == nil {
-		return conn, nil
+		// A TLS 1.3 server refuses a client certificate (or its absence)
+		// after the client's handshake: wait for that here, so the caller
+		// gets the refusal with what the handshake revealed rather than a
+		// reset on its first write.
+		if err = awaitRefusal(conn, info.snapshot().certRequested); err == nil {
+			return conn, nil
+		}
+		conn.Close()
 	}
 	return nil, newHandshakeError(ctx, addr, err, info)
 }
