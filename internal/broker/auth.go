@@ -55,11 +55,12 @@ func (c *conn) authorize(topicName string, acc Access) bool {
 
 // DisconnectWhere disconnects every connected client for which match
 // returns true (for example one whose certificate a new CRL revokes), MQTT 5
-// clients with a DISCONNECT carrying code. It returns how many.
+// clients with a DISCONNECT carrying code. It returns how many. nc is nil
+// for an idle plain connection that has given up its net.Conn (parking).
 func (b *Broker) DisconnectWhere(match func(ci *ClientInfo, nc net.Conn) bool, code packet.ReasonCode, reason string) int {
 	n := 0
 	for _, c := range b.connected() {
-		if match(&c.info, c.nc) {
+		if match(&c.info, c.netConn()) {
 			c.disconnect(code, reason)
 			n++
 		}

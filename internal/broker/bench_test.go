@@ -152,7 +152,7 @@ func TestRouteQoS0DoesNotAllocate(t *testing.T) {
 	sub := connectOK(t, addr, packet.V311, "sub")
 	sub.subscribe(1, "z/#", 0)
 	// A connection-less publisher context exercises route directly.
-	from := &conn{b: b, closedCh: make(chan struct{}), w: new(work)}
+	from := &conn{b: b, w: new(work)}
 	p := &packet.Publish{Topic: []byte("z/1"), Payload: make([]byte, 64)}
 	in := inbound{topic: "z/1", payload: p.Payload, props: &from.w.props, pub: p}
 	b.route(from, &in) // warm the scratch slices
@@ -160,7 +160,7 @@ func TestRouteQoS0DoesNotAllocate(t *testing.T) {
 	allocs := testing.AllocsPerRun(200, func() {
 		in.msg = nil
 		b.route(from, &in)
-		from.touched = from.touched[:0]
+		from.w.touched = from.w.touched[:0]
 	})
 	if allocs > 0 {
 		t.Fatalf("routing a QoS 0 message allocates %v times", allocs)

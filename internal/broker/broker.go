@@ -86,9 +86,9 @@ const (
 type ClientInfo struct {
 	ClientID  string
 	Username  string // empty for anonymous clients
-	Anonymous bool
 	Listener  string
 	Remote    net.Addr
+	Anonymous bool
 	// CertIdentity is set when the listener derives the user name from the
 	// TLS client certificate (use_identity_as_username/use_subject_as_username);
 	// the password file is then not consulted.
@@ -159,6 +159,9 @@ type Broker struct {
 	authp   atomic.Pointer[authBox]
 	persist bool    // the store keeps something: track queued messages in it
 	park    *parker // nil: connections never park
+	// restores counts released connections given a net.Conn again
+	// (park_linux.go): the cost that releasing aims to keep rare.
+	restores atomic.Uint64
 
 	// subLog and unsubLog carry Mosquitto's subscribe/unsubscribe log types,
 	// which log_type selects separately from the level.
@@ -345,11 +348,11 @@ func (b *Broker) Serve(ln net.Listener, l *Listener) error {
 		b.mu.Unlock()
 		l.active.Add(1)
 		b.wg.Add(1)
-		c.connectDeadline = time.Now().Add(b.o().ConnectTimeout)
+		c.connectDeadline = time.Now().Add(b.o().ConnectTimeout).UnixNano()
 		if c.fd >= 0 {
 			// Wait for CONNECT in the epoll set rather than in a goroutine.
 			c.waitedConnect = true
-			if c.park(c.connectDeadline) {
+			if c.park(time.Unix(0, c.connectDeadline)) {
 				continue
 			}
 		}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"runtime/debug"
 	"sync"
@@ -28,71 +29,110 @@ type conn struct {
 	l  *Listener
 	r  *packet.Reader
 
+	// Fields are grouped by size: an idle connection is mostly this
+	// struct, and padding between scattered bools costs every one of them.
+
 	// Set during CONNECT, read-only afterwards.
-	version       packet.Version
 	info          ClientInfo
 	sess          *session
-	keepAlive     time.Duration
-	clientRecvMax uint16
-	clientMaxPkt  int
-	clientAliasMx uint16
-	problemInfo   bool // client's Request Problem Information
 	will          *pendingWill
-	maxQoS        byte
-	maxAlias      uint16
-	ready         atomic.Bool // CONNACK sent
 	willDelay     uint32
-	connectedAt   time.Time
+	ready         atomic.Bool // CONNACK sent
+	clientMaxPkt  uint32      // 0: no limit
+	keepAlive     uint16      // seconds, as granted
+	clientRecvMax uint16
+	clientAliasMx uint16
+	maxAlias      uint16
+	version       packet.Version
+	maxQoS        byte
+	problemInfo   bool // client's Request Problem Information
 
 	// Owned by the read loop.
 	aliasIn map[uint16]string
-	mcache  matchCache
-	w       *work // scratch of the packet batch being handled; nil while idle
-	touched []*conn
-	hold    *session // a subscriber whose full queue holds this publisher back
+	mcache  *matchCache // made for the first topic worth caching
+	w       *work       // scratch of the packet batch being handled; nil while idle
 
-	outMu    sync.Mutex
-	out      []byte
-	spare    []byte
-	writing  bool
-	closing  bool // close once out is written
-	closed   bool
-	aliasOut map[string]uint16 // outbound topic aliases (MQTT 5), under outMu
-	dropped  uint64
-	lastOut  int64       // UnixNano of the last drained write, under outMu
-	kickMark atomic.Bool // queued in some publisher's touched list
+	outMu       sync.Mutex
+	kickMark    atomic.Bool // queued in some publisher's touched list
+	writing     bool
+	closing     bool // close once out is written
+	closed      bool
+	closeDone   bool // closeNow has closed the socket
+	out         []byte
+	spare       []byte
+	aliasOut    map[string]uint16 // outbound topic aliases (MQTT 5)
+	lastOut     int64             // UnixNano of the last drained write
+	closedCh    chan struct{}     // made on demand by closedSignal, closed by closeNow
+	closeReason string
 
-	// Parking (park.go): an idle plain connection gives its goroutine up.
-	fd              int // the socket, or -1 when the connection cannot park
+	// Parking (park_linux.go): an idle plain connection gives its
+	// goroutine up, and after a while its net.Conn.
 	parkMu          sync.Mutex
-	parked          bool
 	parkID          int32
-	epollArmed      bool // registered in the parker's epoll set before
-	parkTimer       *time.Timer
-	parkTimedOut    bool // resumed by its keep-alive deadline
-	justConnected   bool // CONNACK sent, nothing read since: park at once
-	waitedConnect   bool // parked once waiting for CONNECT
-	connectDeadline time.Time
+	heapIdx         int32 // position in the parker's timer heap, -1 when absent; under parker.mu
+	fd              int32 // the socket (nc's or, released, the broker's own); under parkMu
+	parkable        bool  // a plain socket: set at creation, read-only
+	parked          bool
+	released        bool  // nc is nil, fd is a descriptor of the broker's own; under parkMu and outMu
+	rawClosed       bool  // released and fd closed; under parkMu
+	epollArmed      bool  // fd is registered in the parker's epoll set
+	parkTimedOut    bool  // resumed by its deadline
+	justConnected   bool  // CONNACK sent, nothing read since: park at once
+	waitedConnect   bool  // parked once waiting for CONNECT
+	rawMode         bool  // the read loop reads a released descriptor; read loop only
+	parkDeadline    int64 // UnixNano; 0: none; under parkMu and parker.mu
+	parkedAt        int64 // UnixNano of the last park
+	connectDeadline int64 // UnixNano
 
 	closeOnce   sync.Once
-	closedCh    chan struct{} // closed by closeNow
-	normalClose bool          // DISCONNECT 0x00 received: no will
-	sendWill    bool          // DISCONNECT 0x04
+	normalClose bool // DISCONNECT 0x00 received: no will
+	sendWill    bool // DISCONNECT 0x04
 	takenOver   bool
-	closeReason string
 }
 
 func newConn(b *Broker, nc net.Conn, l *Listener) *conn {
-	c := &conn{b: b, nc: nc, l: l, closedCh: make(chan struct{}), fd: -1}
-	c.fd = parkableFD(nc)
-	c.r = packet.NewReader(nc, b.o().PreAuthMaxPacket)
+	c := &conn{b: b, nc: nc, l: l, fd: -1, heapIdx: -1}
+	c.fd = int32(parkableFD(nc))
+	c.parkable = c.fd >= 0
+	c.r = packet.NewReader(readSource{c}, b.o().PreAuthMaxPacket)
 	return c
+}
+
+// readSource reads from the connection's net.Conn, or, in raw mode, from
+// the descriptor of a released connection (park_linux.go). Only the read
+// loop reads.
+type readSource struct{ c *conn }
+
+func (r readSource) Read(b []byte) (int, error) {
+	if r.c.rawMode {
+		return r.c.rawRead(b)
+	}
+	return r.c.nc.Read(b)
+}
+
+// netConn returns the connection's net.Conn, or nil while a parked
+// connection has released it; for goroutines other than the read loop.
+func (c *conn) netConn() net.Conn {
+	c.outMu.Lock()
+	defer c.outMu.Unlock()
+	return c.nc
+}
+
+// remoteAddr is the peer's address, also while the net.Conn is released.
+func (c *conn) remoteAddr() net.Addr {
+	if c.info.Remote != nil {
+		return c.info.Remote
+	}
+	if nc := c.netConn(); nc != nil {
+		return nc.RemoteAddr()
+	}
+	return nil
 }
 
 // serve runs the connection: CONNECT, then its read loop.
 func (c *conn) serve() {
-	if c.connectDeadline.IsZero() {
-		c.connectDeadline = time.Now().Add(c.b.o().ConnectTimeout)
+	if c.connectDeadline == 0 {
+		c.connectDeadline = time.Now().Add(c.b.o().ConnectTimeout).UnixNano()
 	}
 	c.run()
 }
@@ -108,7 +148,7 @@ func (c *conn) run() {
 	defer func() {
 		if v := recover(); v != nil {
 			c.b.stats.Panics.Add(1)
-			c.b.log.Error("panic in connection; closed", "remote", c.nc.RemoteAddr(), "client", c.info.ClientID,
+			c.b.log.Error("panic in connection; closed", "remote", c.remoteAddr(), "client", c.info.ClientID,
 				"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 			c.closeNow("internal error")
 			parked = false
@@ -150,7 +190,7 @@ func (c *conn) run() {
 // packet limit, so unauthenticated peers cannot hold resources
 // [MQTT-3.1.0-1].
 func (c *conn) readConnect() error {
-	_ = c.nc.SetReadDeadline(c.connectDeadline)
+	_ = c.nc.SetReadDeadline(time.Unix(0, c.connectDeadline))
 	for {
 		h, body, ok, err := c.r.Next()
 		if err != nil {
@@ -165,11 +205,11 @@ func (c *conn) readConnect() error {
 			c.b.stats.BytesReceived.Add(uint64(h.Size()))
 			return c.handleConnect(body)
 		}
-		if c.fd >= 0 && c.r.Buffered() == 0 && !c.waitedConnect {
+		if c.parkable && c.r.Buffered() == 0 && !c.waitedConnect {
 			// Wait for CONNECT without a goroutine: a connection storm
 			// then costs goroutines only while packets are being handled.
 			c.waitedConnect = true
-			if c.park(c.connectDeadline) {
+			if c.park(time.Unix(0, c.connectDeadline)) {
 				return errParked
 			}
 		}
@@ -224,8 +264,8 @@ func (c *conn) handleConnect(body []byte) error {
 	if c.l.MaxTopicAlias != nil {
 		c.maxAlias = *c.l.MaxTopicAlias
 	}
-	c.connectedAt = time.Now()
-	c.info = ClientInfo{ClientID: string(p.ClientID), Listener: c.l.Name, Remote: c.nc.RemoteAddr()}
+	connectedAt := time.Now()
+	c.info = ClientInfo{ClientID: string(p.ClientID), Listener: c.l.Name, Remote: compactAddr(c.nc.RemoteAddr())}
 	if p.UsernameFlag {
 		c.info.Username = string(p.Username)
 	}
@@ -241,7 +281,7 @@ func (c *conn) handleConnect(body []byte) error {
 			c.clientRecvMax = p.Props.ReceiveMaximum
 		}
 		if p.Props.Present(packet.PropMaximumPacketSize) {
-			c.clientMaxPkt = int(p.Props.MaximumPacketSize)
+			c.clientMaxPkt = p.Props.MaximumPacketSize
 		}
 		c.clientAliasMx = p.Props.TopicAliasMaximum
 		c.problemInfo = !p.Props.Present(packet.PropRequestProblemInfo) || p.Props.RequestProblemInfo == 1
@@ -275,7 +315,7 @@ func (c *conn) handleConnect(body []byte) error {
 		ka = o.MaxKeepAlive
 		serverKA = true
 	}
-	c.keepAlive = time.Duration(ka) * time.Second
+	c.keepAlive = ka
 
 	// Identity from the transport (TLS certificate) and authentication.
 	a := c.authz()
@@ -319,7 +359,7 @@ func (c *conn) handleConnect(body []byte) error {
 		// Like Mosquitto 2.0, a will topic the client may not publish to does
 		// not refuse the CONNECT: the will is checked when it is published.
 		wp := packet.Publish{QoS: p.WillQoS, Retain: p.WillRetain, Payload: p.WillPayload, Props: p.WillProps}
-		c.will = &pendingWill{msg: newMessage(c.l.MountPoint+wt, &wp, c.info.ClientID, c.connectedAt),
+		c.will = &pendingWill{msg: newMessage(c.l.MountPoint+wt, &wp, c.info.ClientID, connectedAt),
 			topic: wt, info: c.info, l: c.l}
 		c.willDelay = p.WillProps.WillDelay
 	}
@@ -395,6 +435,25 @@ func (c *conn) handleConnect(body []byte) error {
 	return nil
 }
 
+// peerAddr is a TCP peer's address kept for the connection's whole life:
+// 24 bytes, where a *net.TCPAddr and the socket address its IP points into
+// take 80 — a good part of what an idle connection costs.
+type peerAddr netip.AddrPort
+
+func (a peerAddr) Network() string { return "tcp" }
+func (a peerAddr) String() string  { return netip.AddrPort(a).String() }
+
+// compactAddr turns a TCP address into a peerAddr; IPv4 clients of a
+// dual-stack listener keep their IPv4 form, as net.TCPAddr prints them.
+func compactAddr(a net.Addr) net.Addr {
+	ta, ok := a.(*net.TCPAddr)
+	if !ok {
+		return a
+	}
+	ap := ta.AddrPort()
+	return peerAddr(netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()))
+}
+
 func hostOf(a net.Addr) string {
 	if a == nil {
 		return "unknown"
@@ -436,7 +495,9 @@ func (c *conn) readLoop() error {
 func (c *conn) readPackets() error {
 	fresh := true // just connected (or resumed): nothing read yet in this loop
 	for {
-		c.w = workPool.Get().(*work)
+		if c.w == nil {
+			c.w = workPool.Get().(*work)
+		}
 		for {
 			h, body, ok, err := c.r.Next()
 			if err != nil {
@@ -450,13 +511,13 @@ func (c *conn) readPackets() error {
 				c.flushTouched()
 				return err
 			}
-			if c.hold != nil {
+			if c.w.hold != nil {
 				// A subscriber's queue is full: deliver what is pending and
 				// wait for room before handling the next packet, so each
 				// publisher overshoots the queue limit by one message at most.
 				c.flushTouched()
 				c.waitForRoom()
-			} else if len(c.touched) > 64 {
+			} else if len(c.w.touched) > 64 {
 				c.flushTouched()
 			}
 		}
@@ -471,10 +532,10 @@ func (c *conn) readPackets() error {
 		var kaDeadline, deadline time.Time
 		now := time.Now()
 		if c.keepAlive > 0 {
-			kaDeadline = now.Add(c.keepAlive * 3 / 2)
+			kaDeadline = now.Add(time.Duration(c.keepAlive) * time.Second * 3 / 2)
 			deadline = kaDeadline
 		}
-		idleCheck := c.fd >= 0 && c.r.Buffered() == 0
+		idleCheck := c.parkable && c.r.Buffered() == 0
 		if idleCheck && fresh && c.justConnected {
 			// A device that has just connected is usually quiet for a
 			// while: park at once instead of holding a goroutine for
@@ -483,6 +544,28 @@ func (c *conn) readPackets() error {
 			c.justConnected = false
 			if c.park(kaDeadline) {
 				return errParked
+			}
+		}
+		if c.parkable && c.isReleased() {
+			// Woken without a net.Conn: read what the socket holds.
+			c.rawMode = true
+			err := c.r.Fill()
+			c.rawMode = false
+			if err == nil {
+				fresh = false
+				continue
+			}
+			if err != errWouldBlock {
+				return err
+			}
+			// Drained. An idle device parks again as it is; one that woke
+			// soon after parking is busy again and gets a net.Conn (and a
+			// goroutine while it stays busy).
+			if c.wasIdle() && c.park(kaDeadline) {
+				return errParked
+			}
+			if _, err := c.restore(); err != nil {
+				return err
 			}
 		}
 		fresh = false
@@ -514,6 +597,8 @@ type work struct {
 	enc     encCache
 	matches []subscription
 	groups  []groupPick
+	touched []*conn  // connections with new output, flushed once per batch
+	hold    *session // a subscriber whose full queue holds this publisher back
 }
 
 var workPool = sync.Pool{New: func() any { return new(work) }}
@@ -534,16 +619,16 @@ const maxHold = 5 * time.Second
 // until it has room (back-pressure instead of losing acknowledged
 // messages). Called with s.mu held; the wait happens after the batch.
 func (c *conn) holdFor(s *session) {
-	if c.hold == nil {
-		c.hold = s
+	if c.w.hold == nil {
+		c.w.hold = s
 	}
 }
 
 // waitForRoom blocks the read loop until the session that held it back
 // has room in its queue, goes offline, or maxHold passes.
 func (c *conn) waitForRoom() {
-	s := c.hold
-	c.hold = nil
+	s := c.w.hold
+	c.w.hold = nil
 	s.mu.Lock()
 	if s.conn == nil || s.drained() {
 		s.mu.Unlock()
@@ -559,7 +644,7 @@ func (c *conn) waitForRoom() {
 	select {
 	case <-ch:
 	case <-t.C:
-	case <-c.closedCh:
+	case <-c.closedSignal():
 	}
 }
 
@@ -693,12 +778,32 @@ func (c *conn) closeNow(why string) {
 			c.closeReason = why
 		}
 		c.outMu.Unlock()
-		_ = c.nc.Close()
-		close(c.closedCh)
+		c.closeSocket()
+		c.outMu.Lock()
+		c.closeDone = true
+		if c.closedCh != nil {
+			close(c.closedCh)
+		}
+		c.outMu.Unlock()
 	})
 	// A parked connection has no goroutine to notice the close: wake it so
 	// that its read fails and it cleans up.
-	c.unpark(false)
+	c.unpark(0, false)
+}
+
+// closedSignal returns a channel that is closed once closeNow has closed
+// the socket. It is made on first use: few connections are ever waited on,
+// and an idle one should not carry a channel.
+func (c *conn) closedSignal() <-chan struct{} {
+	c.outMu.Lock()
+	defer c.outMu.Unlock()
+	if c.closedCh == nil {
+		c.closedCh = make(chan struct{})
+		if c.closeDone {
+			close(c.closedCh)
+		}
+	}
+	return c.closedCh
 }
 
 // cleanup runs once when serve ends: the session is detached, the will is
@@ -710,7 +815,7 @@ func (c *conn) cleanup() {
 	if closing {
 		// Let the writer deliver the DISCONNECT it was given; disconnect's
 		// timer bounds the wait.
-		<-c.closedCh
+		<-c.closedSignal()
 	}
 	c.closeNow("closed")
 	c.b.mu.Lock()

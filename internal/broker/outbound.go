@@ -58,13 +58,18 @@ func (c *conn) outFull() bool {
 // touch records that target has new output; the read loop flushes every
 // touched connection once per batch of packets instead of once per message.
 func (c *conn) touch(target *conn) {
+	if c.w == nil {
+		// CONNECT handling (the CONNACK and a resumed session's messages):
+		// the read loop's first batch flushes it.
+		c.w = workPool.Get().(*work)
+	}
 	if target.kickMark.CompareAndSwap(false, true) {
-		c.touched = append(c.touched, target)
+		c.w.touched = append(c.w.touched, target)
 	}
 }
 
 func (c *conn) flushTouched() {
-	for i, t := range c.touched {
+	for i, t := range c.w.touched {
 		t.kickMark.Store(false)
 		if t == c {
 			// The read loop writes its own acknowledgements itself when no
@@ -77,9 +82,9 @@ func (c *conn) flushTouched() {
 		} else {
 			t.kick()
 		}
-		c.touched[i] = nil
+		c.w.touched[i] = nil
 	}
-	c.touched = c.touched[:0]
+	c.w.touched = c.w.touched[:0]
 }
 
 // flushInline runs the writer in the calling goroutine if none is running.
@@ -144,10 +149,23 @@ func (c *conn) writeLoop() {
 		buf := c.out
 		c.out = c.spare[:0]
 		c.spare = nil
+		nc := c.nc
 		c.outMu.Unlock()
 
-		_ = c.nc.SetWriteDeadline(time.Now().Add(c.b.o().WriteTimeout))
-		n, err := c.nc.Write(buf)
+		var err error
+		n := 0
+		if nc == nil {
+			// Released (park_linux.go): straight to the socket; only what
+			// it cannot take now needs a net.Conn to wait on. While this
+			// writer runs the connection is not released again.
+			n, nc, err = c.rawWrite(buf)
+		}
+		if err == nil && n < len(buf) {
+			_ = nc.SetWriteDeadline(time.Now().Add(c.b.o().WriteTimeout))
+			var m int
+			m, err = nc.Write(buf[n:])
+			n += m
+		}
 		c.b.stats.BytesSent.Add(uint64(n))
 		if err != nil {
 			c.closeNow("write failed: " + err.Error())
@@ -212,7 +230,6 @@ func (c *conn) sendPublish(topicName string, payload []byte, props *packet.Prope
 		return sendClosed
 	}
 	if qos == 0 && len(c.out) >= c.b.o().MaxOutBytes {
-		c.dropped++
 		c.b.stats.MessagesDropped.Add(1)
 		return sendDropped
 	}
@@ -229,7 +246,7 @@ func (c *conn) sendPublish(topicName string, payload []byte, props *packet.Prope
 			p.Props.TopicAlias = newAlias
 		}
 	}
-	if c.clientMaxPkt > 0 && p.Size(c.version) > c.clientMaxPkt {
+	if c.clientMaxPkt > 0 && p.Size(c.version) > int(c.clientMaxPkt) {
 		c.b.stats.MessagesDropped.Add(1)
 		return sendTooLarge
 	}

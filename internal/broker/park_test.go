@@ -3,6 +3,8 @@
 package broker
 
 import (
+	"bytes"
+	"net"
 	"testing"
 	"time"
 
@@ -20,10 +22,16 @@ func (b *Broker) parkedCount() int {
 
 func waitParked(t *testing.T, b *Broker, n int) {
 	t.Helper()
+	waitCount(t, "parked", b.parkedCount, n)
+}
+
+// waitCount waits until count() is n.
+func waitCount(t *testing.T, what string, count func() int, n int) {
+	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
-	for b.parkedCount() != n {
+	for count() != n {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d connections parked, want %d", b.parkedCount(), n)
+			t.Fatalf("%d connections %s, want %d", count(), what, n)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -93,5 +101,160 @@ func TestCloseWithParkedConnections(t *testing.T) {
 	case <-done:
 	case <-time.After(10 * time.Second):
 		t.Fatal("Close did not return with parked connections")
+	}
+}
+
+// releasedCount is the number of connections without a net.Conn.
+func (b *Broker) releasedCount() int {
+	b.mu.Lock()
+	conns := make([]*conn, 0, len(b.conns))
+	for c := range b.conns {
+		conns = append(conns, c)
+	}
+	b.mu.Unlock()
+	n := 0
+	for _, c := range conns {
+		c.parkMu.Lock()
+		if c.released {
+			if c.netConn() != nil {
+				panic("released connection still has its net.Conn")
+			}
+			n++
+		}
+		c.parkMu.Unlock()
+	}
+	return n
+}
+
+func waitReleased(t *testing.T, b *Broker, n int) {
+	t.Helper()
+	waitCount(t, "released", b.releasedCount, n)
+}
+
+// idlePair connects a QoS 1 subscriber of filter (MQTT version v) and an
+// MQTT 3.1.1 publisher, and waits until both are released and have been
+// parked long enough to count as idle. It returns the restore count then.
+func idlePair(t *testing.T, b *Broker, addr string, v packet.Version, filter string) (sub, pub *rawClient, restores uint64) {
+	t.Helper()
+	sub = connectOK(t, addr, v, "idle-sub")
+	sub.subscribe(1, filter, 1)
+	pub = connectOK(t, addr, packet.V311, "idle-pub")
+	waitReleased(t, b, 2)
+	time.Sleep(parkAfter + 100*time.Millisecond)
+	return sub, pub, b.restores.Load()
+}
+
+// An idle device's traffic — a publish, its acknowledgement, a delivery,
+// PINGREQ — is served by a released connection without giving it a
+// net.Conn back.
+func TestReleasedConnectionsServeIdleTraffic(t *testing.T) {
+	b, addr := startBroker(t, nil)
+	sub, pub, restores := idlePair(t, b, addr, packet.V5, "rel/#")
+
+	pub.send(&packet.Publish{QoS: 1, PacketID: 7, Topic: []byte("rel/a"), Payload: []byte("raw")})
+	if a, ok := pub.recv().(*packet.Ack); !ok || a.PacketID != 7 {
+		t.Fatalf("publisher got %+v", a)
+	}
+	m := sub.recvPublish()
+	if string(m.Payload) != "raw" || m.QoS != 1 {
+		t.Fatalf("subscriber got %+v", m)
+	}
+	sub.send(&packet.Ack{Kind: packet.PUBACK, PacketID: m.PacketID})
+	sub.sync()
+	// Both parked again as they were, without a net.Conn.
+	waitParked(t, b, 2)
+	if n := b.releasedCount(); n != 2 {
+		t.Fatalf("%d connections released after idle traffic, want 2", n)
+	}
+	if n := b.restores.Load() - restores; n != 0 {
+		t.Fatalf("idle traffic gave %d connections their net.Conn back", n)
+	}
+}
+
+// A connection that wakes soon after parking is busy again: it gets its
+// net.Conn back and keeps working through it.
+func TestReleasedConnectionTurningBusy(t *testing.T) {
+	b, addr := startBroker(t, nil)
+	c := connectOK(t, addr, packet.V311, "busy")
+	waitReleased(t, b, 1)
+	restores := b.restores.Load()
+	for i := range 20 {
+		c.send(&packet.Publish{QoS: 1, PacketID: uint16(i + 1), Topic: []byte("busy/x"), Payload: []byte{byte(i)}})
+		if a, ok := c.recv().(*packet.Ack); !ok || a.PacketID != uint16(i+1) {
+			t.Fatalf("PUBACK %d: got %+v", i+1, a)
+		}
+	}
+	if n := b.releasedCount(); n != 0 {
+		t.Fatalf("a busy connection is still released (%d)", n)
+	}
+	if b.restores.Load() == restores {
+		t.Fatal("no net.Conn was made again for the busy connection")
+	}
+	// Quiet again: released again.
+	waitReleased(t, b, 1)
+}
+
+// A write larger than the socket can take makes a released connection wait
+// for its reader through a net.Conn; nothing is lost or reordered.
+func TestReleasedConnectionLargeDelivery(t *testing.T) {
+	b, addr := startBroker(t, func(o *Options) { o.MaxPacketSize = 0 })
+	sub, pub, restores := idlePair(t, b, addr, packet.V311, "big")
+	payload := make([]byte, 16<<20) // far more than loopback socket buffers hold
+	for i := range payload {
+		payload[i] = byte(i * 7)
+	}
+	pub.send(&packet.Publish{Topic: []byte("big"), Payload: payload})
+	// QoS 1: a QoS 0 message meeting the full output would be dropped.
+	pub.send(&packet.Publish{QoS: 1, PacketID: 1, Topic: []byte("big"), Payload: []byte("after")})
+	// Let the broker fill the subscriber's socket before reading.
+	time.Sleep(300 * time.Millisecond)
+	_ = sub.nc.SetReadDeadline(time.Now().Add(20 * time.Second))
+	m := sub.recvPublish()
+	if !bytes.Equal(m.Payload, payload) {
+		t.Fatalf("large payload damaged (%d bytes)", len(m.Payload))
+	}
+	if m := sub.recvPublish(); string(m.Payload) != "after" {
+		t.Fatalf("then got %q", m.Payload)
+	}
+	// The publisher (woken after a long park, 16 MiB to read) and the
+	// subscriber (a socket that could not take it all) both needed one.
+	if n := b.restores.Load() - restores; n < 1 {
+		t.Fatalf("%d net.Conns made again; the full socket needs one", n)
+	}
+}
+
+// A device that goes away while released: its will is published.
+func TestReleasedConnectionAbruptClose(t *testing.T) {
+	b, addr := startBroker(t, nil)
+	watch := connectOK(t, addr, packet.V311, "watch")
+	watch.subscribe(1, "will/#", 0)
+	c := dialRaw(t, addr, packet.V311)
+	c.connect(&packet.Connect{ClientID: []byte("vanishing"), CleanStart: true, WillFlag: true,
+		WillTopic: []byte("will/vanishing"), WillPayload: []byte("gone")})
+	waitReleased(t, b, 2)
+	c.nc.Close()
+	if m := watch.recvPublish(); string(m.Payload) != "gone" {
+		t.Fatalf("got %+v", m)
+	}
+}
+
+func TestCompactAddr(t *testing.T) {
+	for _, tc := range []struct {
+		in   *net.TCPAddr
+		want string
+	}{
+		{&net.TCPAddr{IP: net.IPv4(192, 0, 2, 1).To4(), Port: 1883}, "192.0.2.1:1883"},
+		{&net.TCPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 1883}, "192.0.2.1:1883"}, // a dual-stack listener's IPv4 client
+		{&net.TCPAddr{IP: net.ParseIP("2001:db8::1"), Port: 8883}, "[2001:db8::1]:8883"},
+		{&net.TCPAddr{IP: net.ParseIP("fe80::1"), Port: 8883, Zone: "eth0"}, "[fe80::1%eth0]:8883"},
+	} {
+		got := compactAddr(tc.in)
+		if got.String() != tc.want || got.String() != tc.in.String() || got.Network() != "tcp" {
+			t.Errorf("compactAddr(%v) = %v (%s), want %s", tc.in, got, got.Network(), tc.want)
+		}
+	}
+	u := &net.UnixAddr{Name: "/run/mqtt.sock", Net: "unix"}
+	if compactAddr(u) != net.Addr(u) {
+		t.Error("a unix address was changed")
 	}
 }

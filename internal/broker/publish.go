@@ -92,7 +92,7 @@ func (c *conn) onPublish(p *packet.Publish) error {
 			c.sess.mu.Unlock()
 			return packet.ErrReceiveMaximumExceeded.With("too many QoS 2 messages in flight") // [MQTT-3.3.4-9]
 		}
-		c.sess.incoming[p.PacketID] = struct{}{}
+		c.sess.setIncoming(p.PacketID)
 		c.sess.mu.Unlock()
 		if dup {
 			c.ackPublish(p, packet.Success, "")
@@ -206,7 +206,7 @@ func (b *Broker) route(from *conn, in *inbound) {
 		matches, picks = from.w.matches[:0], from.w.groups[:0]
 		defer func() {
 			if len(picks) == 0 {
-				from.mcache.put(gen, in.topic, matches)
+				from.cacheMatch(gen, in.topic, matches)
 			}
 			clear(matches)
 			from.w.matches, from.w.groups = matches[:0], picks[:0]
@@ -239,7 +239,7 @@ type matchCache struct {
 const maxCachedTopics = 256
 
 func (mc *matchCache) get(gen uint64, topicName string) []subscription {
-	if mc.m == nil {
+	if mc == nil || mc.m == nil {
 		return nil
 	}
 	if mc.gen != gen {
@@ -250,10 +250,19 @@ func (mc *matchCache) get(gen uint64, topicName string) []subscription {
 	return mc.m[topicName]
 }
 
-func (mc *matchCache) put(gen uint64, topicName string, subs []subscription) {
+// cacheMatch remembers the subscriptions a topic matched. A connection
+// that never publishes to a subscribed topic gets no cache.
+func (c *conn) cacheMatch(gen uint64, topicName string, subs []subscription) {
 	if len(subs) == 0 {
 		return // nothing to save: an empty match is cheap to redo
 	}
+	if c.mcache == nil {
+		c.mcache = new(matchCache)
+	}
+	c.mcache.put(gen, topicName, subs)
+}
+
+func (mc *matchCache) put(gen uint64, topicName string, subs []subscription) {
 	if mc.m == nil {
 		mc.m = make(map[string][]subscription)
 	}
@@ -330,7 +339,7 @@ func (b *Broker) deliver(from *conn, sub *subscription, in *inbound, shared bool
 	}
 	om.id = s.allocID()
 	s.track(om)
-	s.inflight[om.id] = om
+	s.setInflight(om)
 	m := om.msg
 	var res sendResult
 	if in.enc != nil && c.shareable(sub.subID) {

@@ -31,9 +31,9 @@ func (b *Broker) restore() error {
 		s.version = packet.Version(rec.Version)
 		s.expiry = rec.ExpiryInterval
 		for _, sub := range rec.Subscriptions {
-			s.subs[sub.Filter] = subOpts{Subscription: packet.Subscription{Filter: []byte(sub.Filter), QoS: sub.QoS,
+			s.setSub(sub.Filter, subOpts{Subscription: packet.Subscription{Filter: []byte(sub.Filter), QoS: sub.QoS,
 				NoLocal: sub.NoLocal, RetainAsPublished: sub.RetainAsPublished, RetainHandling: sub.RetainHandling},
-				subID: sub.SubscriptionID}
+				subID: sub.SubscriptionID})
 			b.subs.Subscribe(s.id, sub.Filter, subscription{sess: s, qos: sub.QoS, noLocal: sub.NoLocal,
 				retainAsPublished: sub.RetainAsPublished, subID: sub.SubscriptionID})
 		}

@@ -21,23 +21,23 @@ type session struct {
 	conn *conn // nil while the client is offline
 	// isOnline mirrors conn != nil for readers that cannot take mu.
 	isOnline atomic.Bool
-	version  packet.Version
-	subs     map[string]subOpts // by full filter, "$share/..." included
-	expiry   uint32             // session expiry interval, seconds
-
+	expiry   uint32 // session expiry interval, seconds
 	nextID   uint16
-	inflight map[uint16]*outMsg // outbound QoS>0 awaiting PUBACK/PUBREC/PUBCOMP
-	queue    msgQueue           // outbound QoS>0 waiting for a window slot
+	version  packet.Version
+	gone     bool // removed from the broker
+
+	subs     map[string]subOpts  // by full filter, "$share/..." included
+	inflight map[uint16]*outMsg  // outbound QoS>0 awaiting PUBACK/PUBREC/PUBCOMP
+	incoming map[uint16]struct{} // inbound QoS 2 ids between PUBREC and PUBREL
+	queue    msgQueue            // outbound QoS>0 waiting for a window slot
 	qBytes   int
 	// space, when not nil, is closed once the queue has room again:
 	// publishers held back by a full queue wait on it.
-	space    chan struct{}
-	incoming map[uint16]struct{} // inbound QoS 2 ids between PUBREC and PUBREL
+	space chan struct{}
 
 	expireTimer *time.Timer
 	willTimer   *time.Timer
 	will        *pendingWill // pending delayed will
-	gone        bool         // removed from the broker
 }
 
 // subOpts records a session's subscription for resubscription checks,
@@ -59,13 +59,33 @@ type outMsg struct {
 }
 
 func newSession(b *Broker, id string) *session {
-	return &session{
-		id:       id,
-		b:        b,
-		subs:     make(map[string]subOpts),
-		inflight: make(map[uint16]*outMsg),
-		incoming: make(map[uint16]struct{}),
+	// The maps are made on first use: most sessions of idle devices never
+	// have a message in flight, and many never subscribe.
+	return &session{id: id, b: b}
+}
+
+// setSub records a subscription. Caller holds s.mu.
+func (s *session) setSub(full string, o subOpts) {
+	if s.subs == nil {
+		s.subs = make(map[string]subOpts)
 	}
+	s.subs[full] = o
+}
+
+// setInflight records an outbound QoS>0 delivery. Caller holds s.mu.
+func (s *session) setInflight(om *outMsg) {
+	if s.inflight == nil {
+		s.inflight = make(map[uint16]*outMsg)
+	}
+	s.inflight[om.id] = om
+}
+
+// setIncoming records an inbound QoS 2 packet id. Caller holds s.mu.
+func (s *session) setIncoming(id uint16) {
+	if s.incoming == nil {
+		s.incoming = make(map[uint16]struct{})
+	}
+	s.incoming[id] = struct{}{}
 }
 
 // allocID returns a packet identifier not in use for an outbound flow
@@ -203,7 +223,7 @@ func (s *session) pump(now time.Time) bool {
 			continue
 		}
 		om.id = s.allocID()
-		s.inflight[om.id] = om
+		s.setInflight(om)
 		if c.sendOwned(om, now) == sendTooLarge {
 			delete(s.inflight, om.id)
 			s.untrack(om)

@@ -73,11 +73,10 @@ func (c *conn) sendShared(in *inbound, qos byte, id uint16, retain bool) sendRes
 		return sendClosed
 	}
 	if qos == 0 && len(c.out) >= c.b.o().MaxOutBytes {
-		c.dropped++
 		c.b.stats.MessagesDropped.Add(1)
 		return sendDropped
 	}
-	if c.clientMaxPkt > 0 && len(enc) > c.clientMaxPkt {
+	if c.clientMaxPkt > 0 && len(enc) > int(c.clientMaxPkt) {
 		c.b.stats.MessagesDropped.Add(1)
 		return sendTooLarge
 	}

@@ -49,8 +49,8 @@ func (c *conn) onSubscribe(p *packet.Subscribe) error {
 		v := subscription{sess: s, qos: qos, noLocal: sub.NoLocal, retainAsPublished: sub.RetainAsPublished, subID: subID}
 		s.mu.Lock()
 		_, existed := s.subs[full]
-		s.subs[full] = subOpts{Subscription: packet.Subscription{Filter: []byte(full), QoS: qos, NoLocal: sub.NoLocal,
-			RetainAsPublished: sub.RetainAsPublished, RetainHandling: sub.RetainHandling}, subID: subID}
+		s.setSub(full, subOpts{Subscription: packet.Subscription{Filter: []byte(full), QoS: qos, NoLocal: sub.NoLocal,
+			RetainAsPublished: sub.RetainAsPublished, RetainHandling: sub.RetainHandling}, subID: subID})
 		s.mu.Unlock()
 		c.b.subs.Subscribe(s.id, full, v) // [MQTT-3.8.4-3] replaces an existing subscription
 		c.b.subLog.Info(fmt.Sprintf("%s %d %s", s.id, qos, filter))
@@ -110,7 +110,7 @@ func (b *Broker) deliverOwned(from *conn, s *session, m *Message, qos byte, reta
 	default:
 		om.id = s.allocID()
 		s.track(om)
-		s.inflight[om.id] = om
+		s.setInflight(om)
 		if c.sendOwned(om, now) == sendTooLarge {
 			delete(s.inflight, om.id)
 			s.untrack(om)
