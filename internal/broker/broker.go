@@ -43,6 +43,7 @@ type Options struct {
 	WriteTimeout               time.Duration // a subscriber that accepts nothing this long is disconnected
 	SysInterval                time.Duration // $SYS publish interval; 0 disables
 	ConnectionMessages         bool          // log connects and disconnects
+	TrimMemory                 bool          // hand free memory back to the system when quiet (trim.go)
 	Version                    string
 
 	Logger         *slog.Logger
@@ -67,6 +68,7 @@ func DefaultOptions() Options {
 		WriteTimeout:            60 * time.Second,
 		SysInterval:             10 * time.Second,
 		ConnectionMessages:      true,
+		TrimMemory:              true,
 		AllowAnonymous:          true,
 		Version:                 "dev",
 	}
@@ -162,6 +164,7 @@ type Broker struct {
 	// restores counts released connections given a net.Conn again
 	// (park_linux.go): the cost that releasing aims to keep rare.
 	restores atomic.Uint64
+	trims    atomic.Uint64 // times free memory was handed back (trim.go)
 
 	// subLog and unsubLog carry Mosquitto's subscribe/unsubscribe log types,
 	// which log_type selects separately from the level.
@@ -220,6 +223,10 @@ func New(opts Options) (*Broker, error) {
 	}
 	b.wg.Add(1)
 	go b.sweep()
+	if opts.TrimMemory {
+		b.wg.Add(1)
+		go b.trimLoop()
+	}
 	b.startParker()
 	return b, nil
 }
@@ -280,13 +287,14 @@ func (b *Broker) o() *Options { return b.optp.Load() }
 
 // UpdateOptions applies a change of limits while the broker runs (SIGHUP).
 // Limits apply from the next check on: new connections get the new
-// CONNACK limits, queues and windows the new bounds. Logger, Store, Auth
-// and SysInterval are fixed at New and keep their values.
+// CONNACK limits, queues and windows the new bounds. Logger, Store, Auth,
+// SysInterval and TrimMemory are fixed at New and keep their values.
 func (b *Broker) UpdateOptions(change func(*Options)) {
 	cur := *b.o()
 	next := cur
 	change(&next)
 	next.Logger, next.Store, next.Auth, next.SysInterval = cur.Logger, cur.Store, cur.Auth, cur.SysInterval
+	next.TrimMemory = cur.TrimMemory
 	normalize(&next)
 	b.optp.Store(&next)
 }

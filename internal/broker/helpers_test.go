@@ -18,6 +18,7 @@ func startBroker(t *testing.T, mod func(*Options)) (*Broker, string) {
 	opts := DefaultOptions()
 	opts.SysInterval = 0
 	opts.ConnectionMessages = false
+	opts.TrimMemory = false // process-wide; trim_test.go turns it on
 	if testing.Verbose() {
 		opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
