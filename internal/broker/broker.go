@@ -408,6 +408,7 @@ func (b *Broker) Close() error {
 		c.disconnect(packet.ErrServerShuttingDown, "")
 	}
 	b.wg.Wait()
+	b.closeParker()
 	b.mu.Lock()
 	for _, s := range b.sessions {
 		s.stopTimers()

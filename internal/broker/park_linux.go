@@ -45,7 +45,8 @@ var errParked = errors.New("connection parked")
 // parker owns the epoll set and the goroutine that waits on it.
 type parker struct {
 	epfd  int
-	wakeW int // write end of the pipe that interrupts epoll_wait
+	wakeR int // read end of the pipe that interrupts epoll_wait
+	wakeW int // its write end
 
 	mu     sync.Mutex
 	next   int32
@@ -125,7 +126,7 @@ func (b *Broker) startParker() {
 		b.log.Warn("idle connections keep their goroutine: epoll unavailable", "err", err)
 		return
 	}
-	p := &parker{epfd: epfd, wakeW: wake[1], byID: make(map[int32]*conn)}
+	p := &parker{epfd: epfd, wakeR: wake[0], wakeW: wake[1], byID: make(map[int32]*conn)}
 	b.park = p
 	b.wg.Add(2)
 	go func() {
@@ -135,11 +136,6 @@ func (b *Broker) startParker() {
 	}()
 	go func() {
 		defer b.wg.Done()
-		defer func() {
-			syscall.Close(epfd)
-			syscall.Close(wake[0])
-			syscall.Close(wake[1])
-		}()
 		events := make([]syscall.EpollEvent, 128)
 		var drain [64]byte
 		var due []parkedRef
@@ -173,6 +169,18 @@ func (b *Broker) startParker() {
 			}
 		}
 	}()
+}
+
+// closeParker releases the epoll set once every connection has ended
+// (Broker.Close, after its wait group): until then a connection may still
+// register with it, and a closed descriptor's number could already belong
+// to something else.
+func (b *Broker) closeParker() {
+	if p := b.park; p != nil {
+		syscall.Close(p.epfd)
+		syscall.Close(p.wakeR)
+		syscall.Close(p.wakeW)
+	}
 }
 
 // parkedRef names one parking of a connection: the connection may have

@@ -22,6 +22,8 @@ func parkableFD(net.Conn) int { return -1 }
 
 func (b *Broker) startParker() {}
 
+func (b *Broker) closeParker() {}
+
 func (c *conn) park(time.Time) bool { return false }
 
 func (c *conn) unpark(int32, bool) {}
