@@ -96,3 +96,14 @@ func FreePort(t testing.TB, host string) int {
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
 }
+
+// RequireTools skips the test when a program it drives is not installed
+// (.ci/run installs them all, so in CI nothing is skipped).
+func RequireTools(t testing.TB, names ...string) {
+	t.Helper()
+	for _, n := range names {
+		if _, err := exec.LookPath(n); err != nil {
+			t.Skipf("%s not installed", n)
+		}
+	}
+}

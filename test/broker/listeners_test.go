@@ -51,7 +51,7 @@ func makeStaleSocket(t *testing.T, path string) {
 // it has its SUBACK.
 func mosquittoSub(t *testing.T, args ...string) *brokertest.Proc {
 	t.Helper()
-	requireTools(t, "mosquitto_sub", "stdbuf")
+	brokertest.RequireTools(t, "mosquitto_sub", "stdbuf")
 	argv := append([]string{"stdbuf", "-oL", "mosquitto_sub", "-d"}, args...)
 	p := startProc(t, "mosquitto_sub", argv)
 	p.WaitLine("SUBACK")
@@ -61,7 +61,7 @@ func mosquittoSub(t *testing.T, args ...string) *brokertest.Proc {
 // mosquittoPub runs mosquitto_pub to completion.
 func mosquittoPub(t *testing.T, args ...string) {
 	t.Helper()
-	requireTools(t, "mosquitto_pub")
+	brokertest.RequireTools(t, "mosquitto_pub")
 	p := startProc(t, "mosquitto_pub", append([]string{"mosquitto_pub"}, args...))
 	if err := p.Wait(); err != nil {
 		t.Fatalf("mosquitto_pub %v: %v", args, err)
@@ -69,7 +69,7 @@ func mosquittoPub(t *testing.T, args ...string) {
 }
 
 func TestUnixSocket(t *testing.T) {
-	requireTools(t, "mosquitto_sub", "mosquitto_pub")
+	brokertest.RequireTools(t, "mosquitto_sub", "mosquitto_pub")
 	sock := filepath.Join(t.TempDir(), "mqtt.sock")
 	// A broker killed with SIGKILL leaves its socket file behind; the next
 	// one must start anyway.

@@ -1,7 +1,6 @@
 package brokercmd
 
 import (
-	"os/exec"
 	"strings"
 	"testing"
 
@@ -45,13 +44,3 @@ func startBroker(t *testing.T, conf func(port int) string, args ...string) *brok
 
 // freePort returns a TCP port on host that was free a moment ago.
 func freePort(t *testing.T, host string) int { return brokertest.FreePort(t, host) }
-
-// requireTools skips the test when a program it drives is not installed.
-func requireTools(t *testing.T, names ...string) {
-	t.Helper()
-	for _, n := range names {
-		if _, err := exec.LookPath(n); err != nil {
-			t.Skipf("%s not installed", n)
-		}
-	}
-}

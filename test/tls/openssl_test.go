@@ -21,7 +21,7 @@ func sClient(t *testing.T, b *brokertest.Broker, args ...string) string {
 // TestOpenSSLShows checks with openssl s_client that ALPN, versions and
 // cipher suites are what the configuration says.
 func TestOpenSSLShows(t *testing.T) {
-	need(t, "openssl")
+	brokertest.RequireTools(t, "openssl")
 	dir := t.TempDir()
 	seedCA(t, dir, "ca", "/CN=CA")
 	seedLeaf(t, dir, "server", "/CN=localhost", "ca")
@@ -77,7 +77,7 @@ func TestOpenSSLShows(t *testing.T) {
 // TestKeys checks encrypted keys with keyfile_password and the errors for
 // files that do not fit.
 func TestKeys(t *testing.T) {
-	need(t, "openssl")
+	brokertest.RequireTools(t, "openssl")
 	dir := t.TempDir()
 	seedCA(t, dir, "ca", "/CN=CA")
 	seedLeaf(t, dir, "server", "/CN=localhost", "ca")

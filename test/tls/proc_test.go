@@ -3,7 +3,6 @@ package tls
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -39,21 +38,11 @@ func mustRun(t *testing.T, argv ...string) string {
 	return out
 }
 
-// need skips the test when a program is missing.
-func need(t *testing.T, progs ...string) {
-	t.Helper()
-	for _, p := range progs {
-		if _, err := exec.LookPath(p); err != nil {
-			t.Skipf("%s not installed", p)
-		}
-	}
-}
-
 // startBroker writes conf(port) to dir/mamori.conf and runs the broker
 // with -v until it logs that it runs.
 func startBroker(t *testing.T, dir string, conf func(port int) string) *brokertest.Broker {
 	t.Helper()
-	need(t, "openssl")
+	brokertest.RequireTools(t, "openssl")
 	return brokertest.StartBroker(t, brokertest.BrokerConfig{Bin: mamoriBin, Dir: dir, Args: []string{"-v"},
 		Conf: func(port int) string {
 			text := conf(port)

@@ -63,7 +63,7 @@ func replace(t *testing.T, src, dst string) {
 // new handshakes get the new certificate within seconds, and a subscriber
 // connected before keeps its connection and its messages.
 func TestLiveReload(t *testing.T) {
-	need(t, "openssl", "mosquitto_pub", "mosquitto_sub", "stdbuf")
+	brokertest.RequireTools(t, "openssl", "mosquitto_pub", "mosquitto_sub", "stdbuf")
 	dir := t.TempDir()
 	seedCA(t, dir, "ca", "/CN=CA")
 	seedLeaf(t, dir, "old", "/CN=localhost", "ca")

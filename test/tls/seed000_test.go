@@ -13,7 +13,7 @@ import (
 // output and exit error.
 func paho(t *testing.T, b *brokertest.Broker, spec map[string]any) (string, error) {
 	t.Helper()
-	need(t, "/usr/bin/python3")
+	brokertest.RequireTools(t, "/usr/bin/python3")
 	if _, err := run(t, "/usr/bin/python3", "-c", "import paho.mqtt.client"); err != nil {
 		t.Skip("python3-paho-mqtt not installed")
 	}
@@ -54,7 +54,7 @@ func subjectOf(t *testing.T, b *brokertest.Broker, sni string) string {
 // Mosquitto, one mamori port choosing between CA1's and CA2's certificates
 // by SNI.
 func TestSeed000(t *testing.T) {
-	need(t, "openssl")
+	brokertest.RequireTools(t, "openssl")
 	dir := t.TempDir()
 	seedCA(t, dir, "ca1", "/CN=CA1")
 	seedCA(t, dir, "ca2", "/CN=CA2")

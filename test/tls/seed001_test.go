@@ -12,7 +12,7 @@ import (
 // subscription is acknowledged. stdbuf makes its output line-buffered.
 func mosquittoSub(t *testing.T, b *brokertest.Broker, args ...string) *brokertest.Proc {
 	t.Helper()
-	need(t, "mosquitto_sub", "stdbuf")
+	brokertest.RequireTools(t, "mosquitto_sub", "stdbuf")
 	argv := append([]string{"stdbuf", "-oL", "mosquitto_sub", "-d", "-h", "localhost", "-p", b.PortString()}, args...)
 	p := start(t, argv...)
 	p.WaitLine("received SUBACK")
@@ -22,7 +22,7 @@ func mosquittoSub(t *testing.T, b *brokertest.Broker, args ...string) *brokertes
 // mosquittoPub runs mosquitto_pub to its end.
 func mosquittoPub(t *testing.T, b *brokertest.Broker, args ...string) (string, error) {
 	t.Helper()
-	need(t, "mosquitto_pub")
+	brokertest.RequireTools(t, "mosquitto_pub")
 	return run(t, append([]string{"mosquitto_pub", "-h", "localhost", "-p", b.PortString()}, args...)...)
 }
 
@@ -32,7 +32,7 @@ func mosquittoPub(t *testing.T, b *brokertest.Broker, args ...string) (string, e
 // password authentication (mosquitto_passwd -c -b, or mamori passwd), and
 // clients that only have the CA certificate.
 func TestSeed001(t *testing.T) {
-	need(t, "openssl", "mosquitto_passwd")
+	brokertest.RequireTools(t, "openssl", "mosquitto_passwd")
 	dir := t.TempDir()
 	// The seed answers the CA's and the server's prompts alike, so both
 	// subjects name the host. With identical subjects OpenSSL 3 clients
@@ -97,7 +97,7 @@ func TestSeed001(t *testing.T) {
 // certificate sharing one subject, exactly as the seed's prompts make
 // them, using mamori's own pub and sub, which build that chain.
 func TestSeed001SameSubject(t *testing.T) {
-	need(t, "openssl")
+	brokertest.RequireTools(t, "openssl")
 	dir := t.TempDir()
 	subj := "/C=JP/ST=tokyo/L=tokyo/O=FicusOnline/OU=dev/CN=localhost"
 	seedCA(t, dir, "mqtt_ca", subj)

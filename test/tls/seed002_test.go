@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mamori-mqtt/mamori/internal/brokertest"
 )
 
 // TestSeed002 follows seed 002: a private CA hands out its certificate,
@@ -16,7 +18,7 @@ import (
 // old one, and the broker, without a restart, refuses the client and
 // closes its open connection.
 func TestSeed002(t *testing.T) {
-	need(t, "openssl", "mosquitto_pub", "mosquitto_sub", "stdbuf")
+	brokertest.RequireTools(t, "openssl", "mosquitto_pub", "mosquitto_sub", "stdbuf")
 	dir := t.TempDir()
 	ca := newCADB(t, dir, "Private CA")
 	ca.issue(t, "server", "localhost")
