@@ -13,6 +13,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -165,6 +166,11 @@ type Broker struct {
 	// (park_linux.go): the cost that releasing aims to keep rare.
 	restores atomic.Uint64
 	trims    atomic.Uint64 // times free memory was handed back (trim.go)
+	// polling counts read loops polling for acknowledgements, at most
+	// maxPolling (park_linux.go).
+	polling    atomic.Int32
+	maxPolling int32
+	ackPolls   atomic.Uint64 // polls started
 
 	// subLog and unsubLog carry Mosquitto's subscribe/unsubscribe log types,
 	// which log_type selects separately from the level.
@@ -206,6 +212,7 @@ func New(opts Options) (*Broker, error) {
 		started:  time.Now(),
 	}
 	b.optp.Store(&opts)
+	b.maxPolling = int32(max(1, runtime.GOMAXPROCS(0)/2))
 	b.subLog = b.log.With("log_type", "subscribe")
 	b.unsubLog = b.log.With("log_type", "unsubscribe")
 	b.ctx, b.cancel = context.WithCancel(context.Background())

@@ -74,12 +74,13 @@ type conn struct {
 	parkable        bool  // a plain socket: set at creation, read-only
 	parked          bool
 	released        bool  // nc is nil, fd is a descriptor of the broker's own; under parkMu and outMu
-	rawClosed       bool  // released and fd closed; under parkMu
+	sockClosed      bool  // closeSocket has run: fd is no longer ours to read; under parkMu
 	epollArmed      bool  // fd is registered in the parker's epoll set
 	parkTimedOut    bool  // resumed by its deadline
 	justConnected   bool  // CONNACK sent, nothing read since: park at once
 	waitedConnect   bool  // parked once waiting for CONNECT
 	rawMode         bool  // the read loop reads a released descriptor; read loop only
+	pollMode        bool  // the read loop polls the descriptor under its net.Conn; read loop only
 	parkDeadline    int64 // UnixNano; 0: none; under parkMu and parker.mu
 	parkedAt        int64 // UnixNano of the last park
 	connectDeadline int64 // UnixNano
@@ -104,7 +105,7 @@ func newConn(b *Broker, nc net.Conn, l *Listener) *conn {
 type readSource struct{ c *conn }
 
 func (r readSource) Read(b []byte) (int, error) {
-	if r.c.rawMode {
+	if r.c.rawMode || r.c.pollMode {
 		return r.c.rawRead(b)
 	}
 	return r.c.nc.Read(b)
@@ -569,6 +570,15 @@ func (c *conn) readPackets() error {
 			}
 		}
 		fresh = false
+		if c.parkable && c.awaitingAcks() {
+			got, err := c.pollAcks()
+			if err != nil {
+				return err
+			}
+			if got {
+				continue
+			}
+		}
 		if idleCheck && (deadline.IsZero() || now.Add(parkAfter).Before(deadline)) {
 			deadline = now.Add(parkAfter)
 		}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"sync"
 	"syscall"
 	"time"
@@ -399,16 +400,18 @@ func (c *conn) wasIdle() bool {
 	return time.Now().UnixNano()-c.parkedAt >= int64(parkAfter)
 }
 
-// rawRead reads a released connection's socket without blocking. It
-// returns errWouldBlock when there is nothing to read, or when the
-// connection has its net.Conn again.
+// rawRead reads the socket's descriptor without blocking: a released
+// connection's, or, while the read loop polls (pollAcks), the one under its
+// net.Conn. It returns errWouldBlock when there is nothing to read, or when
+// a released connection has its net.Conn again. Holding parkMu keeps
+// closeSocket from closing the descriptor under the read.
 func (c *conn) rawRead(b []byte) (int, error) {
 	c.parkMu.Lock()
 	defer c.parkMu.Unlock()
-	if c.rawClosed {
+	if c.sockClosed {
 		return 0, net.ErrClosed
 	}
-	if !c.released {
+	if !c.released && !c.pollMode {
 		return 0, errWouldBlock
 	}
 	for {
@@ -433,7 +436,7 @@ func (c *conn) rawRead(b []byte) (int, error) {
 func (c *conn) rawWrite(b []byte) (n int, nc net.Conn, err error) {
 	c.parkMu.Lock()
 	defer c.parkMu.Unlock()
-	if c.rawClosed {
+	if c.sockClosed {
 		return 0, nil, net.ErrClosed
 	}
 	if !c.released {
@@ -468,7 +471,7 @@ func (c *conn) restoreLocked() (net.Conn, error) {
 	if !c.released {
 		return c.nc, nil
 	}
-	if c.rawClosed {
+	if c.sockClosed {
 		return nil, net.ErrClosed
 	}
 	// net.FileConn duplicates the descriptor of the file it is given; the
@@ -506,15 +509,63 @@ func (c *conn) closeSocket() {
 	c.parkMu.Lock()
 	defer c.parkMu.Unlock()
 	if c.released {
-		if !c.rawClosed {
+		if !c.sockClosed {
 			// The only descriptor of the socket: closing it also takes it
 			// out of the epoll set.
 			syscall.Close(int(c.fd))
-			c.rawClosed = true
+			c.sockClosed = true
 			c.epollArmed = false
 		}
 		return
 	}
 	_ = c.nc.Close()
 	c.epollArmed = false // closing the only descriptor took it out of the set
+	c.sockClosed = true
+}
+
+// ackPoll is how long a read loop polls for acknowledgements that a
+// backlog waits for before it blocks in the runtime's poller.
+const ackPoll = 100 * time.Microsecond
+
+// awaitingAcks reports whether messages wait in the session's queue for
+// window slots that only the client's acknowledgements can free.
+func (c *conn) awaitingAcks() bool {
+	s := c.sess
+	if s == nil {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.queue.len() > 0 && len(s.inflight) > 0
+}
+
+// pollAcks polls the socket for up to ackPoll, yielding the processor
+// between tries, and reports whether something arrived. A subscriber whose
+// window is full holds up every publisher feeding it, and waking it
+// through the poller costs tens of microseconds (more on a virtual
+// machine) on every round trip of the window. At most half the processors
+// poll at once, so polling never takes the machine.
+func (c *conn) pollAcks() (bool, error) {
+	b := c.b
+	if b.polling.Add(1) > b.maxPolling {
+		b.polling.Add(-1)
+		return false, nil
+	}
+	defer b.polling.Add(-1)
+	b.ackPolls.Add(1)
+	until := time.Now().Add(ackPoll)
+	for {
+		runtime.Gosched()
+		c.pollMode = true
+		err := c.r.Fill()
+		c.pollMode = false
+		switch {
+		case err == nil:
+			return true, nil
+		case err != errWouldBlock:
+			return false, err
+		case !time.Now().Before(until) || !c.awaitingAcks():
+			return false, nil
+		}
+	}
 }

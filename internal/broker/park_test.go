@@ -258,3 +258,33 @@ func TestCompactAddr(t *testing.T) {
 		t.Error("a unix address was changed")
 	}
 }
+
+// A subscriber whose small window holds a backlog back: its read loop
+// polls for the acknowledgements, and every message still arrives once, in
+// order.
+func TestWindowRefillPollsForAcks(t *testing.T) {
+	b, addr := startBroker(t, func(o *Options) { o.MaxInflightMessages = 2 })
+	sub := connectOK(t, addr, packet.V311, "windowed")
+	sub.subscribe(1, "w", 1)
+	pub := connectOK(t, addr, packet.V311, "feeder")
+	const n = 50
+	for i := range n {
+		pub.send(&packet.Publish{QoS: 1, PacketID: uint16(i + 1), Topic: []byte("w"), Payload: []byte{byte(i)}})
+	}
+	for i := range n {
+		if a, ok := pub.recv().(*packet.Ack); !ok || a.PacketID != uint16(i+1) {
+			t.Fatalf("publisher: PUBACK %d got %+v", i+1, a)
+		}
+	}
+	for i := range n {
+		m := sub.recvPublish()
+		if len(m.Payload) != 1 || m.Payload[0] != byte(i) || m.Dup {
+			t.Fatalf("message %d: got %+v", i, m)
+		}
+		sub.send(&packet.Ack{Kind: packet.PUBACK, PacketID: m.PacketID})
+	}
+	sub.expectNothing(100 * time.Millisecond)
+	if b.ackPolls.Load() == 0 {
+		t.Fatal("the backlogged subscriber never polled for its acknowledgements")
+	}
+}
