@@ -15,9 +15,40 @@ type Message struct {
 	Payload []byte
 	QoS     byte
 	Retain  bool
-	Props   packet.Properties // forwardable properties only; owned copies
-	Expiry  time.Time         // zero: no message expiry
-	From    string            // client id of the publisher
+	// Props are the forwardable properties (owned copies), nil when the
+	// message has none — every MQTT 3 message and most MQTT 5 ones: the
+	// struct is 420 bytes, and a queued QoS 1 message should not carry it.
+	Props  *packet.Properties
+	Expiry time.Time // zero: no message expiry
+	From   string    // client id of the publisher
+}
+
+// noProps stands for a message without properties. Read only.
+var noProps packet.Properties
+
+// props returns the message's properties, never nil. Read only.
+func (m *Message) props() *packet.Properties {
+	if m.Props != nil {
+		return m.Props
+	}
+	return &noProps
+}
+
+// hasForwardable reports whether src holds a property forwardable copies.
+func hasForwardable(src *packet.Properties) bool {
+	const ids = 1<<packet.PropPayloadFormat | 1<<packet.PropMessageExpiry | 1<<packet.PropContentType |
+		1<<packet.PropResponseTopic | 1<<packet.PropCorrelationData
+	return src.Has&ids != 0 || len(src.User) > 0
+}
+
+// ownedProps is the forwardable part of src as an owned copy, or nil.
+func ownedProps(src *packet.Properties) *packet.Properties {
+	if !hasForwardable(src) {
+		return nil
+	}
+	p := new(packet.Properties)
+	forwardable(p, src, true)
+	return p
 }
 
 // forwardable copies the properties a server passes on to subscribers
@@ -60,8 +91,8 @@ func newMessage(topicName string, p *packet.Publish, from string, now time.Time)
 		Retain:  p.Retain,
 		From:    from,
 	}
-	forwardable(&m.Props, &p.Props, true)
-	if m.Props.Present(packet.PropMessageExpiry) {
+	m.Props = ownedProps(&p.Props)
+	if m.Props != nil && m.Props.Present(packet.PropMessageExpiry) {
 		m.Expiry = now.Add(time.Duration(m.Props.MessageExpiry) * time.Second)
 	}
 	return m
@@ -84,10 +115,10 @@ func (m *Message) remaining(now time.Time) uint32 {
 
 func (m *Message) toStore() *store.Message {
 	var props []byte
-	if m.Props.Has != 0 || len(m.Props.User) > 0 {
+	if m.Props != nil && (m.Props.Has != 0 || len(m.Props.User) > 0) {
 		// Reuse the wire encoding through a throwaway PUBLISH: the store keeps
 		// the property block opaque.
-		p := packet.Publish{Topic: []byte("x"), Props: m.Props}
+		p := packet.Publish{Topic: []byte("x"), Props: *m.Props}
 		enc := p.Append(nil, packet.V5)
 		h, _, _ := packet.ParseHeader(enc, 0)
 		props = enc[h.Len+3:]
@@ -110,7 +141,7 @@ func messageFromStore(s *store.Message) (*Message, error) {
 		if err := p.Decode(h.Flags, raw[h.Len:], packet.V5); err != nil {
 			return nil, err
 		}
-		forwardable(&m.Props, &p.Props, true)
+		m.Props = ownedProps(&p.Props)
 	}
 	return m, nil
 }

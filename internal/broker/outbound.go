@@ -290,5 +290,5 @@ func (c *conn) sendOwnedFlags(om *outMsg, now time.Time, dup bool) sendResult {
 	if hasExp {
 		exp = m.remaining(now)
 	}
-	return c.sendPublish(m.Topic, m.Payload, &m.Props, om.qos, om.id, om.retain, dup, om.subID, exp, hasExp)
+	return c.sendPublish(m.Topic, m.Payload, m.props(), om.qos, om.id, om.retain, dup, om.subID, exp, hasExp)
 }

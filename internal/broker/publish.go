@@ -350,7 +350,7 @@ func (b *Broker) deliver(from *conn, sub *subscription, in *inbound, shared bool
 		if !m.Expiry.IsZero() {
 			exp = m.remaining(in.clock())
 		}
-		res = c.sendPublish(m.Topic, m.Payload, &m.Props, qos, om.id, retain, false, sub.subID, exp, !m.Expiry.IsZero())
+		res = c.sendPublish(m.Topic, m.Payload, m.props(), qos, om.id, retain, false, sub.subID, exp, !m.Expiry.IsZero())
 	}
 	if res == sendTooLarge {
 		delete(s.inflight, om.id) // too large for this client: treated as delivered

@@ -15,6 +15,6 @@ func (b *Broker) Publish(topicName string, payload []byte) {
 		return
 	}
 	m := &Message{Topic: topicName, Payload: payload, From: "$SYS"}
-	in := inbound{topic: m.Topic, payload: m.Payload, props: &m.Props, from: m.From, now: time.Now(), msg: m}
+	in := inbound{topic: m.Topic, payload: m.Payload, props: m.props(), from: m.From, now: time.Now(), msg: m}
 	b.route(nil, &in)
 }

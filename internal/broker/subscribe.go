@@ -324,7 +324,7 @@ func (b *Broker) publishWill(w *pendingWill) {
 		return
 	}
 	m := w.msg
-	in := inbound{topic: m.Topic, payload: m.Payload, props: &m.Props, qos: m.QoS, retain: m.Retain,
+	in := inbound{topic: m.Topic, payload: m.Payload, props: m.props(), qos: m.QoS, retain: m.Retain,
 		from: m.From, now: time.Now(), msg: m}
 	if m.Retain {
 		b.retain(&in)

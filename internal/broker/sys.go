@@ -49,7 +49,7 @@ func (b *Broker) publishSys() {
 	now := time.Now()
 	for _, kv := range vals {
 		m := &Message{Topic: kv[0], Payload: []byte(kv[1]), Retain: true, From: "$SYS"}
-		in := inbound{topic: m.Topic, payload: m.Payload, props: &m.Props, retain: true, from: m.From, now: now, msg: m}
+		in := inbound{topic: m.Topic, payload: m.Payload, props: m.props(), retain: true, from: m.From, now: now, msg: m}
 		b.retain(&in)
 		b.route(nil, &in)
 	}
