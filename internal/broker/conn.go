@@ -566,6 +566,10 @@ func (c *conn) readPackets() error {
 				return errParked
 			}
 			if _, err := c.restore(); err != nil {
+				// No descriptor to spare (EMFILE): go on without a net.Conn.
+				if c.park(kaDeadline) {
+					return errParked
+				}
 				return err
 			}
 		}
