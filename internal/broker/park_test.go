@@ -159,8 +159,13 @@ func TestReleasedConnectionsServeIdleTraffic(t *testing.T) {
 	if string(m.Payload) != "raw" || m.QoS != 1 {
 		t.Fatalf("subscriber got %+v", m)
 	}
-	sub.send(&packet.Ack{Kind: packet.PUBACK, PacketID: m.PacketID})
-	sub.sync()
+	// PUBACK and PINGREQ in one write, so they arrive in one read: a
+	// connection woken again right after it parked counts as busy.
+	ack := (&packet.Ack{Kind: packet.PUBACK, PacketID: m.PacketID}).Append(nil, packet.V5)
+	sub.sendRaw(packet.Pingreq{}.Append(ack, packet.V5))
+	if p := sub.recv(); p.Type() != packet.PINGRESP {
+		t.Fatalf("expected PINGRESP, got %T %+v", p, p)
+	}
 	// Both parked again as they were, without a net.Conn.
 	waitParked(t, b, 2)
 	if n := b.releasedCount(); n != 2 {
