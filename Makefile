@@ -24,10 +24,21 @@ vet:
 	$(GO) vet ./...
 	gofmt -l $$(git ls-files '*.go')
 
-# Fuzz each parser for a short while (FUZZTIME=30s by default).
+# Fuzz every parser of network or file input in turn, FUZZTIME each (30s
+# by default). `go test -fuzz` takes one target per run, hence the loop.
 FUZZTIME ?= 30s
+FUZZ_TARGETS = \
+	internal/packet:FuzzDecode internal/packet:FuzzReaderSplit \
+	internal/topic:FuzzTopic internal/config:FuzzParse \
+	internal/auth:FuzzParsePasswordFile internal/auth:FuzzParseACL \
+	internal/auth:FuzzParsePSKFile internal/auth:FuzzCertUsername \
+	internal/pki:FuzzKeyMaterial internal/client:FuzzReadPath \
+	internal/cli/clientflags:FuzzFormat
 fuzz:
-	$(GO) test ./internal/packet -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME)
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; fn=$${t##*:}; echo "== $$pkg $$fn"; \
+		$(GO) test ./$$pkg -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME); \
+	done
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...

@@ -1,6 +1,9 @@
 package auth
 
 import (
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
 	"strings"
 	"testing"
 )
@@ -53,4 +56,46 @@ func FuzzParseACL(f *testing.F) {
 			}
 		}
 	})
+}
+
+// FuzzParsePSKFile: the parser never panics and its errors carry file:line.
+func FuzzParsePSKFile(f *testing.F) {
+	f.Add([]byte("device1:0123456789abcdef\n# c\n\ndevice2:DEADBEEF\n"))
+	f.Add([]byte("x:zz\n:\nnocolon\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if _, err := ParsePSKFile("fuzz", data); err != nil && !strings.HasPrefix(err.Error(), "fuzz:") {
+			t.Fatalf("error without file:line: %v", err)
+		}
+	})
+}
+
+// FuzzCertUsername: a client certificate's subject comes from the network;
+// whatever DER it holds, deriving a user name never panics, and a name it
+// returns has no NUL byte (it becomes an ACL user).
+func FuzzCertUsername(f *testing.F) {
+	for _, subj := range [][]byte{
+		mustSubject(f, pkix.Name{CommonName: "dev1", Organization: []string{"Acme"}, Country: []string{"JP"}}),
+		mustSubject(f, pkix.Name{CommonName: "a+b,c=\"d\"", ExtraNames: []pkix.AttributeTypeAndValue{{Type: []int{1, 2, 3, 4}, Value: "x"}}}),
+		{0x30, 0x00},
+		{0x30, 0x03, 0x31, 0x01, 0x30},
+	} {
+		f.Add(subj)
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		cert := &x509.Certificate{RawSubject: raw}
+		for _, useSubject := range []bool{false, true} {
+			name, err := CertUsername(cert, useSubject)
+			if err == nil && strings.IndexByte(name, 0) >= 0 {
+				t.Fatalf("user name with NUL from %x: %q", raw, name)
+			}
+		}
+	})
+}
+
+func mustSubject(f *testing.F, n pkix.Name) []byte {
+	der, err := asn1.Marshal(n.ToRDNSequence())
+	if err != nil {
+		f.Fatal(err)
+	}
+	return der
 }
