@@ -570,3 +570,25 @@ func TestMountPoint(t *testing.T) {
 		}
 	}
 }
+
+// A batch that ends in a protocol error still delivers what came before
+// the error: only the offending connection is closed.
+func TestDeliveryBeforeProtocolError(t *testing.T) {
+	for _, v := range versions {
+		t.Run(v.String(), func(t *testing.T) {
+			_, addr := startBroker(t, nil)
+			sub := connectOK(t, addr, v, "sub")
+			sub.subscribe(1, "x", 0)
+			pub := connectOK(t, addr, v, "bad-pub")
+			batch := (&packet.Publish{Topic: []byte("x"), Payload: []byte("before")}).Append(nil, v)
+			// A remaining length of five bytes: malformed [MQTT-1.5.5-1], found
+			// while the frame is read, before any packet handling.
+			batch = append(batch, 0x30, 0xFF, 0xFF, 0xFF, 0xFF, 0x7F)
+			pub.sendRaw(batch)
+			pub.expectClosed()
+			if m := sub.recvPublish(); string(m.Payload) != "before" {
+				t.Fatalf("got %q", m.Payload)
+			}
+		})
+	}
+}

@@ -499,12 +499,25 @@ func (c *conn) readPackets() error {
 		if c.w == nil {
 			c.w = workPool.Get().(*work)
 		}
+		more := c.parkable // one look for more before the batch is flushed
 		for {
 			h, body, ok, err := c.r.Next()
 			if err != nil {
+				c.flushTouched() // what the batch delivered still goes out
 				return err
 			}
 			if !ok {
+				if more {
+					more = false
+					got, err := c.readMore()
+					if err != nil {
+						c.flushTouched()
+						return err
+					}
+					if got {
+						continue
+					}
+				}
 				break
 			}
 			c.b.stats.BytesReceived.Add(uint64(h.Size()))

@@ -38,6 +38,8 @@ func (c *conn) awaitingAcks() bool { return false }
 
 func (c *conn) pollAcks() (bool, error) { return false, nil }
 
+func (c *conn) readMore() (bool, error) { return false, nil }
+
 func (c *conn) wasIdle() bool { return false }
 
 func (c *conn) rawRead([]byte) (int, error) { return 0, errors.New("no raw reads without epoll") }
