@@ -183,9 +183,7 @@ func TestRetainHandlingV5(t *testing.T) {
 func TestWillOnAbruptDisconnect(t *testing.T) {
 	for _, v := range versions {
 		t.Run(v.String(), func(t *testing.T) {
-			_, addr := startBroker(t, nil)
-			sub := connectOK(t, addr, v, "watcher")
-			sub.subscribe(1, "will/#", 1)
+			addr, sub := brokerWithSubscriber(t, v, "will/#", 1)
 			c := dialRaw(t, addr, v)
 			c.connect(&packet.Connect{ClientID: []byte("dying"), CleanStart: true, WillFlag: true, WillQoS: 1,
 				WillTopic: []byte("will/dying"), WillPayload: []byte("gone")})
@@ -576,9 +574,7 @@ func TestMountPoint(t *testing.T) {
 func TestDeliveryBeforeProtocolError(t *testing.T) {
 	for _, v := range versions {
 		t.Run(v.String(), func(t *testing.T) {
-			_, addr := startBroker(t, nil)
-			sub := connectOK(t, addr, v, "sub")
-			sub.subscribe(1, "x", 0)
+			addr, sub := brokerWithSubscriber(t, v, "x", 0)
 			pub := connectOK(t, addr, v, "bad-pub")
 			batch := (&packet.Publish{Topic: []byte("x"), Payload: []byte("before")}).Append(nil, v)
 			// A remaining length of five bytes: malformed [MQTT-1.5.5-1], found

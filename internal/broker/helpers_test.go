@@ -171,6 +171,16 @@ func connectOK(t *testing.T, addr string, v packet.Version, id string) *rawClien
 	return c
 }
 
+// brokerWithSubscriber starts a broker and a client (MQTT version v)
+// subscribed to filter, and returns the broker's address and the client.
+func brokerWithSubscriber(t *testing.T, v packet.Version, filter string, qos byte) (string, *rawClient) {
+	t.Helper()
+	_, addr := startBroker(t, nil)
+	sub := connectOK(t, addr, v, "watcher")
+	sub.subscribe(1, filter, qos)
+	return addr, sub
+}
+
 func (c *rawClient) subscribe(id uint16, filter string, qos byte) *packet.Suback {
 	c.t.Helper()
 	c.send(&packet.Subscribe{PacketID: id, Subs: []packet.Subscription{{Filter: []byte(filter), QoS: qos}}})
