@@ -45,6 +45,24 @@ type Session struct {
 	idMu    sync.Mutex
 }
 
+// ExitConnectionLost is mosquitto_pub's and mosquitto_sub's exit status
+// when an established connection is lost (MOSQ_ERR_CONN_LOST).
+const ExitConnectionLost = 7
+
+// Lost closes the client after its connection ended with err, prints why
+// in mosquitto's words and returns the exit status: the DISCONNECT reason
+// code when the broker sent one, ExitConnectionLost otherwise.
+func (s *Session) Lost(err error) int {
+	s.Client.Close()
+	var de *client.DisconnectError
+	if errors.As(err, &de) {
+		s.Config.Errf(s.Stderr, "Error: %s\n", ReasonString(de.Code))
+		return int(de.Code)
+	}
+	s.Config.Errf(s.Stderr, "Error: The connection was lost.\n")
+	return ExitConnectionLost
+}
+
 // Errf prints to stderr unless --quiet, as mosquitto's err_printf.
 func (c *Config) Errf(stderr io.Writer, format string, args ...any) {
 	if !c.Quiet {

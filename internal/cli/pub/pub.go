@@ -42,7 +42,7 @@ func Run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = p.repeat()
 	}
 	if err != nil {
-		return p.fail(err)
+		return p.s.Lost(err) // lost while publishing
 	}
 	s.Disconnect(packet.NormalDisconnection)
 	return 0
@@ -150,18 +150,6 @@ func (p *publisher) lines(stdin io.Reader) error {
 		err = werr
 	}
 	return err
-}
-
-// fail reports a connection lost while publishing.
-func (p *publisher) fail(err error) int {
-	p.s.Client.Close()
-	var de *client.DisconnectError
-	if errors.As(err, &de) {
-		p.cfg.Errf(p.s.Stderr, "Error: %s\n", clientflags.ReasonString(de.Code))
-		return int(de.Code)
-	}
-	p.cfg.Errf(p.s.Stderr, "Error: The connection was lost.\n")
-	return 7
 }
 
 func usage(w io.Writer) {

@@ -19,11 +19,9 @@ import (
 	"github.com/mamori-mqtt/mamori/internal/packet"
 )
 
-// Exit statuses shared with mosquitto (libmosquitto's error numbers).
-const (
-	exitConnLost = 7
-	exitTimeout  = 27
-)
+// exitTimeout is mosquitto_sub's status when -W expires (libmosquitto's
+// MOSQ_ERR_TIMEOUT); a lost connection is clientflags.ExitConnectionLost.
+const exitTimeout = 27
 
 // Run executes the command with args (without the command name) and returns
 // the process exit code.
@@ -78,7 +76,7 @@ func run(ctx context.Context, cfg *clientflags.Config, stdout, stderr io.Writer)
 		select {
 		case err := <-subscribed:
 			if err != nil {
-				return sb.lost(err)
+				return sb.s.Lost(err)
 			}
 			if cfg.ExitAfterSub {
 				s.Disconnect(packet.NormalDisconnection)
@@ -102,7 +100,7 @@ func run(ctx context.Context, cfg *clientflags.Config, stdout, stderr io.Writer)
 			err := s.Client.Err()
 			var de *client.DisconnectError
 			if errors.As(err, &de) || sb.isStopped() {
-				return sb.lost(err)
+				return sb.s.Lost(err)
 			}
 			// Like mosquitto_sub, reconnect after a lost connection (a
 			// broker restart, a network outage) and subscribe again.
@@ -255,18 +253,6 @@ func (sb *subscriber) stop() {
 	sb.mu.Lock()
 	sb.stopped = true
 	sb.mu.Unlock()
-}
-
-// lost reports the end of the connection and returns the exit status.
-func (sb *subscriber) lost(err error) int {
-	sb.s.Client.Close()
-	var de *client.DisconnectError
-	if errors.As(err, &de) {
-		sb.cfg.Errf(sb.s.Stderr, "Error: %s\n", clientflags.ReasonString(de.Code))
-		return int(de.Code)
-	}
-	sb.cfg.Errf(sb.s.Stderr, "Error: The connection was lost.\n")
-	return exitConnLost
 }
 
 // Matches reports whether topic matches the subscription filter f, with
