@@ -14,39 +14,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mamori-mqtt/mamori/internal/broker"
+	"github.com/mamori-mqtt/mamori/internal/brokertest"
 	"github.com/mamori-mqtt/mamori/internal/packet"
 )
 
-// startBroker runs an in-process broker on 127.0.0.1:0, over TLS when
-// serverTLS is set, and returns its address.
+// startBroker runs an in-process broker, over TLS when serverTLS is set,
+// and returns its address.
 func startBroker(t *testing.T, serverTLS *tls.Config) string {
 	t.Helper()
-	opts := broker.DefaultOptions()
-	opts.SysInterval = 0
-	opts.ConnectionMessages = false
-	b, err := broker.New(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	if serverTLS != nil {
-		ln = tls.NewListener(ln, serverTLS)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = b.Serve(ln, &broker.Listener{Name: "bench"})
-	}()
-	t.Cleanup(func() {
-		b.Close()
-		<-done
-	})
-	return addr
+	return brokertest.InProcess(t, serverTLS)
 }
 
 // testTLS returns a server configuration with a fresh self-signed ECDSA

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	engine "github.com/mamori-mqtt/mamori/internal/bench"
-	"github.com/mamori-mqtt/mamori/internal/broker"
+	"github.com/mamori-mqtt/mamori/internal/brokertest"
 	"github.com/mamori-mqtt/mamori/internal/packet"
 )
 
@@ -103,27 +103,7 @@ func TestHelp(t *testing.T) {
 // TestRunJSON runs the command in-process against an in-process broker and
 // reads its JSON.
 func TestRunJSON(t *testing.T) {
-	opts := broker.DefaultOptions()
-	opts.SysInterval = 0
-	opts.ConnectionMessages = false
-	b, err := broker.New(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = b.Serve(ln, &broker.Listener{Name: "bench"})
-	}()
-	t.Cleanup(func() {
-		b.Close()
-		<-done
-	})
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	_, port, _ := net.SplitHostPort(brokertest.InProcess(t, nil))
 	var out, errb bytes.Buffer
 	rc := Run([]string{"fanin", "-p", port, "--pubs", "2", "-n", "200", "--json", "--label", "in-process"}, nil, &out, &errb)
 	if rc != 0 {
