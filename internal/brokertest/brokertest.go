@@ -3,7 +3,8 @@
 // binary once per test binary — with the race detector when the tests run
 // under it, so that a race in the broker fails the test that provoked it —,
 // finding free loopback ports, running child processes whose output the
-// test waits on (Proc) and running brokers on a free port (StartBroker).
+// test waits on (Proc), running brokers on a free port (StartBroker) and
+// running one in the test's own process (InProcess).
 package brokertest
 
 import (
