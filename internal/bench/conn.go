@@ -80,17 +80,7 @@ func (c *mqttConn) connect(ctx context.Context, cfg *Config, id string) error {
 }
 
 // next reads the next whole packet; body is valid until the next read.
-func (c *mqttConn) next() (packet.Header, []byte, error) {
-	for {
-		h, body, ok, err := c.r.Next()
-		if err != nil || ok {
-			return h, body, err
-		}
-		if err := c.r.Fill(); err != nil {
-			return h, nil, err
-		}
-	}
-}
+func (c *mqttConn) next() (packet.Header, []byte, error) { return c.r.ReadPacket() }
 
 // subscribe subscribes to filter and waits for a granted SUBACK.
 func (c *mqttConn) subscribe(ctx context.Context, filter string, qos byte) error {

@@ -204,17 +204,7 @@ func ctxErr(ctx context.Context, err error) error {
 }
 
 // readPacket returns the next whole packet, reading as needed.
-func (c *Client) readPacket() (packet.Header, []byte, error) {
-	for {
-		h, body, ok, err := c.r.Next()
-		if err != nil || ok {
-			return h, body, err
-		}
-		if err := c.r.Fill(); err != nil {
-			return h, nil, err
-		}
-	}
-}
+func (c *Client) readPacket() (packet.Header, []byte, error) { return c.r.ReadPacket() }
 
 func (c *Client) applyConnack(ack *packet.Connack) {
 	inflight := c.opts.MaxInflight

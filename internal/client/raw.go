@@ -54,18 +54,11 @@ func (r *Raw) SendBytes(b []byte) error {
 func (r *Raw) Next(timeout time.Duration) (packet.Packet, error) {
 	r.Conn.SetReadDeadline(time.Now().Add(timeout))
 	defer r.Conn.SetReadDeadline(noDeadline)
-	for {
-		h, body, ok, err := r.r.Next()
-		if err != nil {
-			return nil, err
-		}
-		if ok {
-			return packet.Decode(h, append([]byte(nil), body...), r.Version)
-		}
-		if err := r.r.Fill(); err != nil {
-			return nil, err
-		}
+	h, body, err := r.r.ReadPacket()
+	if err != nil {
+		return nil, err
 	}
+	return packet.Decode(h, append([]byte(nil), body...), r.Version)
 }
 
 // Close closes the connection.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"testing"
+	"testing/iotest"
 )
 
 func addSeeds(f *testing.F) {
@@ -180,5 +181,27 @@ func TestReaderRejectsOversizeBeforeReadingBody(t *testing.T) {
 	}
 	if r.Cap() > 1024 {
 		t.Fatalf("buffer grew to %d for a packet over the limit", r.Cap())
+	}
+}
+
+// ReadPacket reads as often as it takes: here one byte per read.
+func TestReaderReadPacketAcrossReads(t *testing.T) {
+	var stream []byte
+	stream = (&Publish{Topic: []byte("a/b"), Payload: []byte("first")}).Append(stream, V311)
+	stream = Pingreq{}.Append(stream, V311)
+	r := NewReader(iotest.OneByteReader(bytes.NewReader(stream)), 0)
+	h, body, err := r.ReadPacket()
+	if err != nil || h.Type != PUBLISH {
+		t.Fatalf("first: %v %v", h.Type, err)
+	}
+	var p Publish
+	if err := p.Decode(h.Flags, body, V311); err != nil || string(p.Payload) != "first" {
+		t.Fatalf("first: %+v %v", p, err)
+	}
+	if h, _, err := r.ReadPacket(); err != nil || h.Type != PINGREQ {
+		t.Fatalf("second: %v %v", h.Type, err)
+	}
+	if _, _, err := r.ReadPacket(); !errors.Is(err, io.EOF) {
+		t.Fatalf("after the stream: %v, want EOF", err)
 	}
 }

@@ -101,6 +101,21 @@ func (r *Reader) Next() (h Header, body []byte, ok bool, err error) {
 	return h, body, true, nil
 }
 
+// ReadPacket returns the next complete packet, reading from the source as
+// often as it takes: for clients, which block on one connection. body is
+// valid until the next call.
+func (r *Reader) ReadPacket() (Header, []byte, error) {
+	for {
+		h, body, ok, err := r.Next()
+		if err != nil || ok {
+			return h, body, err
+		}
+		if err := r.Fill(); err != nil {
+			return h, nil, err
+		}
+	}
+}
+
 // Release drops the buffer when it holds no unread data, so a connection
 // that has gone quiet does not keep a large buffer; the next Fill allocates
 // a small one again.
