@@ -45,6 +45,7 @@ type Proc struct {
 
 	mu      sync.Mutex
 	lines   []string      // stdout and stderr, as they came
+	stdout  []string      // stdout alone, for output that stderr must not split
 	changed chan struct{} // closed and replaced whenever lines grow or the process ends
 	err     error         // cmd.Wait's result, once done is closed
 	done    chan struct{}
@@ -248,6 +249,21 @@ func (p *Proc) Output() string {
 	return b.String()
 }
 
+// Stdout is the standard output so far without the error stream, each
+// line ending in a newline: a multi-line block on stdout (a PEM
+// certificate from openssl s_client) can have stderr lines between its
+// lines in Output.
+func (p *Proc) Stdout() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var b strings.Builder
+	for _, l := range p.stdout {
+		b.WriteString(l)
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
 // Count is the number of output lines so far containing s, for a test that
 // expects a line a given number of times.
 func (p *Proc) Count(s string) int {
@@ -320,6 +336,9 @@ func (p *Proc) addLine(line string, stdout bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.lines = append(p.lines, line)
+	if stdout {
+		p.stdout = append(p.stdout, line)
+	}
 	p.notifyLocked()
 }
 
