@@ -92,12 +92,12 @@ func TestAuthACL(t *testing.T) {
 	// Subscriptions outside the ACL are refused with a failure code:
 	// 0x80 in MQTT 3.1.1, 0x87 in MQTT 5.
 	out, _ := runOut(t, "mosquitto_sub", "-h", "127.0.0.1", "-p", p, "-u", "bob", "-P", "hunter2",
-		"-t", "alice/secret", "-d", "-W", "1")
+		"-t", "alice/secret", "-d", "-W", "5")
 	if !strings.Contains(out, "Subscribed (mid: 1): 128") {
 		t.Fatalf("v3.1.1 denied subscribe: %s", out)
 	}
 	out, _ = runOut(t, "mosquitto_sub", "-h", "127.0.0.1", "-p", p, "-u", "bob", "-P", "hunter2", "-V", "5",
-		"-t", "alice/secret", "-d", "-W", "1")
+		"-t", "alice/secret", "-d", "-W", "5")
 	if !strings.Contains(out, "Subscribed (mid: 1): 135") {
 		t.Fatalf("v5 denied subscribe: %s", out)
 	}
