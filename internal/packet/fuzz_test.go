@@ -205,3 +205,53 @@ func TestReaderReadPacketAcrossReads(t *testing.T) {
 		t.Fatalf("after the stream: %v, want EOF", err)
 	}
 }
+
+// A header announcing a huge packet must not make the reader allocate it:
+// the buffer follows the bytes that actually arrive (a hostile client
+// sending five bytes would otherwise cost 256 MiB per connection).
+func TestReaderMemoryFollowsArrivingBytes(t *testing.T) {
+	const announced = 200 << 20
+	stream := AppendHeader(nil, PUBLISH, 0, announced)
+	stream = append(stream, make([]byte, 1<<20)...) // 1 MiB of the 200 arrive
+	r := NewReader(&chunkReader{data: stream, sizes: []byte{250}}, 0)
+	received := 0
+	for {
+		if err := r.Fill(); err != nil {
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			t.Fatal(err)
+		}
+		received = r.Buffered()
+		if limit := max(maxReadBuf, 4*received); r.Cap() > limit {
+			t.Fatalf("buffer %d bytes with %d received (limit %d)", r.Cap(), received, limit)
+		}
+		if _, _, ok, err := r.Next(); ok || err != nil {
+			t.Fatalf("incomplete packet framed: ok %v err %v", ok, err)
+		}
+	}
+	if received != len(stream) {
+		t.Fatalf("read %d of %d bytes", received, len(stream))
+	}
+
+	// A large packet that does arrive in full is framed intact across the
+	// doublings.
+	payload := make([]byte, 3<<20)
+	for i := range payload {
+		payload[i] = byte(i * 13)
+	}
+	big := (&Publish{Topic: []byte("big"), Payload: payload}).Append(nil, V5)
+	big = Pingreq{}.Append(big, V5)
+	r = NewReader(&chunkReader{data: big, sizes: []byte{255, 7, 100}}, 0)
+	h, body, err := r.ReadPacket()
+	if err != nil || h.Type != PUBLISH {
+		t.Fatalf("large packet: %v %v", h.Type, err)
+	}
+	var p Publish
+	if err := p.Decode(h.Flags, body, V5); err != nil || !bytes.Equal(p.Payload, payload) {
+		t.Fatalf("large packet damaged: %v", err)
+	}
+	if h, _, err := r.ReadPacket(); err != nil || h.Type != PINGREQ {
+		t.Fatalf("after the large packet: %v %v", h.Type, err)
+	}
+}

@@ -52,12 +52,17 @@ func (r *Reader) Fill() error {
 		r.buf = make([]byte, r.minSize)
 	}
 	if need > len(r.buf) || (r.r == 0 && r.w == len(r.buf)) {
-		size := len(r.buf) * 2
-		if size > maxReadBuf {
-			size = maxReadBuf
-		}
-		if size < need {
+		size := min(len(r.buf)*2, maxReadBuf)
+		switch {
+		case need <= size:
+		case need <= maxReadBuf:
 			size = need
+		case r.w-r.r >= len(r.buf)/2:
+			// A packet larger than maxReadBuf gets its buffer by doubling
+			// as its bytes arrive, not at once: a header claiming 256 MiB
+			// costs nothing until the bytes come, so a client cannot make
+			// the broker hold more than about twice what it sent.
+			size = min(need, max(size, len(r.buf)*2))
 		}
 		if size > len(r.buf) {
 			nb := make([]byte, size)
