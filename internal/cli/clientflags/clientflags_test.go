@@ -73,6 +73,10 @@ func TestCheckFormatErrors(t *testing.T) {
 		`\`:    "Error: Incomplete escape specifier.\n",
 		`\q`:   "Error: Invalid escape specifier 'q'.\n",
 		"%5.3": "Error: Incomplete format specifier.\n",
+		// Found by FuzzFormat: the printer built the padding and was
+		// killed for want of memory.
+		"%100000000000000000000000000000p": "Error: Field width or precision over 65536 in format.\n",
+		"%.65537t":                         "Error: Field width or precision over 65536 in format.\n",
 	}
 	for f, want := range cases {
 		err := CheckFormat(f)
@@ -80,6 +84,15 @@ func TestCheckFormatErrors(t *testing.T) {
 		if !errors.As(err, &ae) || ae.Msg != want {
 			t.Errorf("CheckFormat(%q) = %v, want %q", f, err, want)
 		}
+	}
+}
+
+// A format that skipped CheckFormat still cannot ask for more padding than
+// maxField.
+func TestPrintBoundsFieldWidth(t *testing.T) {
+	p := &Printer{Format: "%99999999999999999999999999t", Errors: &strings.Builder{}}
+	if out := p.Print(nil, &client.Message{Topic: "a"}); len(out) != maxField {
+		t.Fatalf("printed %d bytes, want the width bounded at %d", len(out), maxField)
 	}
 }
 

@@ -13,6 +13,17 @@ import (
 	"github.com/mamori-mqtt/mamori/internal/packet"
 )
 
+// maxField bounds a -F field width or precision. mosquitto_sub takes any
+// number (and overflows C's int); a width of billions would have the
+// printer build that much padding for every message.
+const maxField = 1 << 16
+
+// fieldDigit appends digit d to a field width or precision, saturating
+// just past maxField so that long digit strings cannot overflow.
+func fieldDigit(v int, d byte) int {
+	return min(v*10+int(d-'0'), maxField+1)
+}
+
 // CheckFormat validates a -F format string as mosquitto does before
 // connecting, with its messages.
 func CheckFormat(f string) error {
@@ -30,8 +41,10 @@ func CheckFormat(f string) error {
 					return incomplete
 				}
 			}
+			width, prec := 0, 0
 			for f[i+1] >= '0' && f[i+1] <= '9' {
 				i++
+				width = fieldDigit(width, f[i])
 				if i == n-1 {
 					return incomplete
 				}
@@ -43,10 +56,14 @@ func CheckFormat(f string) error {
 				}
 				for f[i+1] >= '0' && f[i+1] <= '9' {
 					i++
+					prec = fieldDigit(prec, f[i])
 					if i == n-1 {
 						return incomplete
 					}
 				}
+			}
+			if width > maxField || prec > maxField {
+				return argErr(fmt.Sprintf("Error: Field width or precision over %d in format.\n", maxField))
 			}
 			switch f[i+1] {
 			case '%', 'A', 'C', 'D', 'E', 'F', 'I', 'l', 'm', 'P', 'p', 'q', 'R', 'S', 'r', 't', 'j', 'J', 'U', 'x', 'X':
@@ -156,14 +173,14 @@ func (p *Printer) formatted(buf []byte, m *client.Message) []byte {
 					}
 				}
 				for i < n-1 && f[i] >= '0' && f[i] <= '9' {
-					width = width*10 + int(f[i]-'0')
+					width = min(fieldDigit(width, f[i]), maxField)
 					i++
 				}
 				if f[i] == '.' && i < n-1 {
 					i++
 					prec = 0
 					for i < n-1 && f[i] >= '0' && f[i] <= '9' {
-						prec = prec*10 + int(f[i]-'0')
+						prec = min(fieldDigit(prec, f[i]), maxField)
 						i++
 					}
 				}
