@@ -189,12 +189,15 @@ func TestReleasedConnectionTurningBusy(t *testing.T) {
 			t.Fatalf("PUBACK %d: got %+v", i+1, a)
 		}
 	}
-	if n := b.releasedCount(); n != 0 {
-		t.Fatalf("a busy connection is still released (%d)", n)
+	// The read loop decides after it has sent an acknowledgement, when a
+	// read finds nothing more, so the last PUBACK can come first.
+	restored := func() int {
+		if b.restores.Load() > restores {
+			return 1
+		}
+		return 0
 	}
-	if b.restores.Load() == restores {
-		t.Fatal("no net.Conn was made again for the busy connection")
-	}
+	waitCount(t, "given a net.Conn again after the burst", restored, 1)
 	// Quiet again: released again.
 	waitReleased(t, b, 1)
 }
