@@ -13,7 +13,7 @@ import (
 )
 
 // startBroker runs a broker on 127.0.0.1:0 and returns its address.
-func startBroker(t *testing.T, mod func(*Options)) (*Broker, string) {
+func startBroker(t testing.TB, mod func(*Options)) (*Broker, string) {
 	t.Helper()
 	opts := DefaultOptions()
 	opts.SysInterval = 0

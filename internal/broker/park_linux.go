@@ -194,14 +194,22 @@ type parkedRef struct {
 // wake interrupts epoll_wait. A full pipe already does.
 func (p *parker) wake() { syscall.Write(p.wakeW, []byte{0}) }
 
-// waitMillis is how long epoll_wait may sleep: until the earliest timer.
+// maxEpollWait bounds each epoll_wait even when no timer is due. Work the
+// kernel defers to the waiting thread (the final release of a socket that
+// epoll_wait held while it was closed elsewhere) runs when the call
+// returns; closeSocket avoids that case, and this bound keeps anything
+// like it from lasting more than a second.
+const maxEpollWait = time.Second
+
+// waitMillis is how long epoll_wait may sleep: until the earliest timer,
+// and no longer than maxEpollWait.
 func (p *parker) waitMillis() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if len(p.timers) == 0 {
-		return -1
+	d := int64(maxEpollWait)
+	if len(p.timers) > 0 {
+		d = min(d, p.timers[0].parkDeadline-time.Now().UnixNano())
 	}
-	d := p.timers[0].parkDeadline - time.Now().UnixNano()
 	if d <= 0 {
 		return 0
 	}
@@ -505,22 +513,26 @@ func (c *conn) restoreLocked() (net.Conn, error) {
 }
 
 // closeSocket closes the connection's socket, whichever form it has.
+//
+// The socket leaves the epoll set before its descriptor is closed. Closing
+// the last descriptor would remove it too, but when an epoll_wait is
+// looking at the socket at that moment, the socket can be released only
+// once that epoll_wait returns: FuzzSession found clients left without a
+// FIN, their socket in CLOSE-WAIT with no descriptor, while the parker
+// slept in epoll_wait (Linux 6.18).
 func (c *conn) closeSocket() {
 	c.parkMu.Lock()
 	defer c.parkMu.Unlock()
+	if c.sockClosed {
+		return
+	}
+	c.disarm()
+	c.sockClosed = true
 	if c.released {
-		if !c.sockClosed {
-			// The only descriptor of the socket: closing it also takes it
-			// out of the epoll set.
-			syscall.Close(int(c.fd))
-			c.sockClosed = true
-			c.epollArmed = false
-		}
+		syscall.Close(int(c.fd))
 		return
 	}
 	_ = c.nc.Close()
-	c.epollArmed = false // closing the only descriptor took it out of the set
-	c.sockClosed = true
 }
 
 // readMore reads once more, without blocking, when the batch just handled

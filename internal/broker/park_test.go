@@ -296,3 +296,16 @@ func TestWindowRefillPollsForAcks(t *testing.T) {
 		t.Fatal("the backlogged subscriber never polled for its acknowledgements")
 	}
 }
+
+// The parker never sleeps in epoll_wait without a bound: work the kernel
+// defers to that thread (closeSocket) must not wait for an event that may
+// never come.
+func TestParkerWaitIsBounded(t *testing.T) {
+	b, _ := startBroker(t, nil)
+	if b.park == nil {
+		t.Skip("no epoll parker on this system")
+	}
+	if ms := b.park.waitMillis(); ms <= 0 || ms > int(maxEpollWait/time.Millisecond) {
+		t.Fatalf("with no timers epoll_wait sleeps %d ms, want (0, %d]", ms, maxEpollWait/time.Millisecond)
+	}
+}
