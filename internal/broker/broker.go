@@ -317,7 +317,17 @@ func (b *Broker) Serve(ln net.Listener, l *Listener) error {
 		l = &Listener{Name: ln.Addr().String()}
 	}
 	l.initAuth()
+	// Counted under the lock that Close takes before it waits: a Serve
+	// that starts as the broker closes must not add to the wait group
+	// while Close waits on it.
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		ln.Close()
+		return nil
+	}
 	b.wg.Add(1)
+	b.mu.Unlock()
 	defer b.wg.Done()
 	go func() {
 		<-b.ctx.Done()
@@ -390,9 +400,9 @@ func (b *Broker) ServeConn(nc net.Conn, l *Listener) {
 		return
 	}
 	b.conns[c] = struct{}{}
+	b.wg.Add(1) // under the lock, as in Serve
 	b.mu.Unlock()
 	l.active.Add(1)
-	b.wg.Add(1)
 	c.serve()
 }
 

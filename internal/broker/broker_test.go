@@ -588,3 +588,35 @@ func TestDeliveryBeforeProtocolError(t *testing.T) {
 		})
 	}
 }
+
+// Close may come before a Serve started alongside it has begun (a SIGTERM
+// during start-up): Serve then returns at once, and the race detector sees
+// no Add on the wait group that Close is waiting on.
+func TestCloseWhileServeStarts(t *testing.T) {
+	for range 50 {
+		opts := DefaultOptions()
+		opts.SysInterval = 0
+		opts.TrimMemory = false
+		b, err := New(opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- b.Serve(ln, nil) }()
+		if err := b.Close(); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("Serve: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("Serve did not return after Close")
+		}
+	}
+}
