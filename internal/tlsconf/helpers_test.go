@@ -7,7 +7,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
-	"errors"
 	"io"
 	"log/slog"
 	"math/big"
@@ -125,7 +124,14 @@ func startServer(t *testing.T, l *config.Listener, mod func(*Options)) *testServ
 			ts.mu.Lock()
 			ts.conns = append(ts.conns, c)
 			ts.mu.Unlock()
-			go func() { _, _ = io.Copy(io.Discard, c) }()
+			go func() {
+				// The listener hands out only connections whose handshake
+				// succeeded: tell the client (see dial).
+				if _, err := c.Write([]byte{handshakeOK}); err != nil {
+					return
+				}
+				_, _ = io.Copy(io.Discard, c)
+			}()
 		}
 	}()
 	t.Cleanup(func() {
@@ -171,9 +177,13 @@ func clientConfig(t *testing.T, p *probetest.PKI, serverName, cert, key string) 
 	return c
 }
 
-// dial connects and completes the handshake; the server's verdict on a
-// client certificate in TLS 1.3 arrives with the first read, so it reads
-// briefly to surface a refusal.
+// handshakeOK is the byte the test server sends once the server side of a
+// handshake has succeeded.
+const handshakeOK = '+'
+
+// dial connects and completes the handshake. In TLS 1.3 the server's
+// verdict on a client certificate comes after the client's side is done,
+// so dial waits for the server's handshakeOK or its refusal.
 func dial(t *testing.T, addr string, cfg *tls.Config) (*tls.Conn, error) {
 	t.Helper()
 	d := &net.Dialer{Timeout: 5 * time.Second}
@@ -182,13 +192,13 @@ func dial(t *testing.T, addr string, cfg *tls.Config) (*tls.Conn, error) {
 		return nil, err
 	}
 	t.Cleanup(func() { c.Close() })
-	_ = c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	_ = c.SetReadDeadline(time.Now().Add(20 * time.Second))
 	var b [1]byte
 	if _, err := c.Read(b[:]); err != nil {
-		var ne net.Error
-		if !errors.As(err, &ne) || !ne.Timeout() {
-			return nil, err
-		}
+		return nil, err
+	}
+	if b[0] != handshakeOK {
+		t.Fatalf("test server sent %q first", b[0])
 	}
 	_ = c.SetReadDeadline(time.Time{})
 	return c, nil
