@@ -594,17 +594,7 @@ func TestDeliveryBeforeProtocolError(t *testing.T) {
 // no Add on the wait group that Close is waiting on.
 func TestCloseWhileServeStarts(t *testing.T) {
 	for range 50 {
-		opts := DefaultOptions()
-		opts.SysInterval = 0
-		opts.TrimMemory = false
-		b, err := New(opts)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
+		b, ln := newBroker(t, nil)
 		done := make(chan error, 1)
 		go func() { done <- b.Serve(ln, nil) }()
 		if err := b.Close(); err != nil {

@@ -12,8 +12,9 @@ import (
 	"github.com/mamori-mqtt/mamori/internal/packet"
 )
 
-// startBroker runs a broker on 127.0.0.1:0 and returns its address.
-func startBroker(t testing.TB, mod func(*Options)) (*Broker, string) {
+// newBroker makes a broker with the tests' options (no $SYS, quiet logs
+// unless -v) and a listener on 127.0.0.1:0 for it; the caller serves.
+func newBroker(t testing.TB, mod func(*Options)) (*Broker, net.Listener) {
 	t.Helper()
 	opts := DefaultOptions()
 	opts.SysInterval = 0
@@ -33,6 +34,13 @@ func startBroker(t testing.TB, mod func(*Options)) (*Broker, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return b, ln
+}
+
+// startBroker runs a broker on 127.0.0.1:0 and returns its address.
+func startBroker(t testing.TB, mod func(*Options)) (*Broker, string) {
+	t.Helper()
+	b, ln := newBroker(t, mod)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

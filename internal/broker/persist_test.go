@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"net"
 	"sort"
 	"sync"
 	"testing"
@@ -106,18 +105,7 @@ func (m *memStore) queued(id string) int {
 // startOn runs a broker with st on a fresh port; stop it with the returned func.
 func startOn(t *testing.T, st store.Store) (string, func()) {
 	t.Helper()
-	opts := DefaultOptions()
-	opts.SysInterval = 0
-	opts.ConnectionMessages = false
-	opts.Store = st
-	b, err := New(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	b, ln := newBroker(t, func(o *Options) { o.Store = st })
 	go b.Serve(ln, nil)
 	return ln.Addr().String(), func() { b.Close() }
 }
