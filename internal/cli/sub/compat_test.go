@@ -161,8 +161,10 @@ func (r *running) wait(t *testing.T) result {
 }
 
 // start runs prog ("mosquitto_sub"...) either as the real binary or as
-// mamori's in-process command.
-func start(impl, prog string, args []string, stdin string) *running {
+// mamori's in-process command. A real process still running when the test
+// ends (it failed waiting) is killed by its PID.
+func start(t *testing.T, impl, prog string, args []string, stdin string) *running {
+	t.Helper()
 	r := &running{stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan int, 1)}
 	if impl == "mosquitto" {
 		// stdbuf makes mosquitto's stdout line-buffered, so -d lines can be
@@ -170,8 +172,21 @@ func start(impl, prog string, args []string, stdin string) *running {
 		cmd := exec.Command("stdbuf", append([]string{"-oL", prog}, args...)...)
 		cmd.Stdin = strings.NewReader(stdin)
 		cmd.Stdout, cmd.Stderr = r.stdout, r.stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		exited := make(chan struct{})
+		t.Cleanup(func() {
+			select {
+			case <-exited:
+			default:
+				_ = cmd.Process.Kill()
+				<-exited
+			}
+		})
 		go func() {
-			err := cmd.Run()
+			err := cmd.Wait()
+			close(exited)
 			rc := 0
 			if ee, ok := err.(*exec.ExitError); ok {
 				rc = ee.ExitCode()
@@ -198,7 +213,7 @@ func start(impl, prog string, args []string, stdin string) *running {
 
 func runCmd(t *testing.T, impl, prog string, args []string, stdin string) result {
 	t.Helper()
-	return start(impl, prog, args, stdin).wait(t)
+	return start(t, impl, prog, args, stdin).wait(t)
 }
 
 // waitFor polls out until it contains s.
@@ -299,7 +314,7 @@ func compatPubSub(t *testing.T, b *broker) {
 					// Leave no retained message behind for the next run.
 					runCmd(t, "mosquitto", "mosquitto_pub", append(append([]string{}, host...), "-t", topic, "-r", "-n"), "")
 				} else {
-					s := start(impl, "mosquitto_sub", append(subArgs, "-d"), "")
+					s := start(t, impl, "mosquitto_sub", append(subArgs, "-d"), "")
 					waitFor(t, s, "Subscribed (mid")
 					r := runCmd(t, impl, "mosquitto_pub", pubArgs, tc.stdin)
 					pubRC[i] = r.rc
@@ -447,9 +462,9 @@ func compatRR(t *testing.T, b *broker) {
 	for i, impl := range []string{"mosquitto", "mamori"} {
 		req, resp := "rr/req/"+impl, "rr/resp/"+impl
 		// A responder: answer the first request on its response topic.
-		responder := start("mosquitto", "mosquitto_sub", append(append([]string{}, host...), "-t", req, "-C", "1", "-V", "5", "-F", "%R", "-d"), "")
+		responder := start(t, "mosquitto", "mosquitto_sub", append(append([]string{}, host...), "-t", req, "-C", "1", "-V", "5", "-F", "%R", "-d"), "")
 		waitFor(t, responder, "Subscribed (mid")
-		r := start(impl, "mosquitto_rr", append(append([]string{}, host...), "-t", req, "-e", resp, "-m", "ping", "-W", "5", "-v"), "")
+		r := start(t, impl, "mosquitto_rr", append(append([]string{}, host...), "-t", req, "-e", resp, "-m", "ping", "-W", "5", "-v"), "")
 		res := responder.wait(t)
 		lines := strings.Split(strings.TrimSpace(stripDebug(res.stdout)), "\n")
 		runCmd(t, "mosquitto", "mosquitto_pub", append(append([]string{}, host...), "-t", lines[len(lines)-1], "-m", "pong"), "")

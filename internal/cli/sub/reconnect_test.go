@@ -53,7 +53,7 @@ func TestReconnectAfterBrokerRestart(t *testing.T) {
 	for _, impl := range []string{"mosquitto", "mamori"} {
 		t.Run(impl, func(t *testing.T) {
 			stop := startMosquittoOn(t, dir, port)
-			s := start(impl, "mosquitto_sub", []string{"-h", "127.0.0.1", "-p", p, "-t", "rc/t", "-C", "1", "-v", "-d"}, "")
+			s := start(t, impl, "mosquitto_sub", []string{"-h", "127.0.0.1", "-p", p, "-t", "rc/t", "-C", "1", "-v", "-d"}, "")
 			waitFor(t, s, "Subscribed (mid: 1)")
 			stop()
 			stop = startMosquittoOn(t, dir, port)
