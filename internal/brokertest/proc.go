@@ -240,9 +240,12 @@ func (p *Proc) Lines() []string {
 
 // Output is the output so far as one text, each line ending in a newline,
 // for a test that searches it or shows it like a command's output.
-func (p *Proc) Output() string {
+func (p *Proc) Output() string { return joinLines(p.Lines()) }
+
+// joinLines makes one text of lines, each ending in a newline.
+func joinLines(lines []string) string {
 	var b strings.Builder
-	for _, l := range p.Lines() {
+	for _, l := range lines {
 		b.WriteString(l)
 		b.WriteByte('\n')
 	}
@@ -256,12 +259,7 @@ func (p *Proc) Output() string {
 func (p *Proc) Stdout() string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	var b strings.Builder
-	for _, l := range p.stdout {
-		b.WriteString(l)
-		b.WriteByte('\n')
-	}
-	return b.String()
+	return joinLines(p.stdout)
 }
 
 // Count is the number of output lines so far containing s, for a test that

@@ -62,7 +62,7 @@ func (r *Reader) Fill() error {
 			// as its bytes arrive, not at once: a header claiming 256 MiB
 			// costs nothing until the bytes come, so a client cannot make
 			// the broker hold more than about twice what it sent.
-			size = min(need, max(size, len(r.buf)*2))
+			size = min(need, len(r.buf)*2)
 		}
 		if size > len(r.buf) {
 			nb := make([]byte, size)
