@@ -81,11 +81,15 @@ func (b *Broker) connected() []*conn {
 	return out
 }
 
-// Recheck applies the Auth now in force to connected clients, as Mosquitto
-// does after a SIGHUP: a client its Auth no longer accepts (Revalidator) is
-// disconnected, and subscriptions it may no longer make are removed. It
-// returns the number of clients disconnected and subscriptions removed.
+// Recheck applies the Auth now in force to every session, as Mosquitto
+// does after a SIGHUP: a connected client its Auth no longer accepts
+// (Revalidator) is disconnected; subscriptions a client may no longer make
+// are removed; and messages queued for a client that may no longer read
+// them are dropped — offline sessions included, judged by who the client
+// was on its last connection. It returns the number of clients
+// disconnected and subscriptions removed.
 func (b *Broker) Recheck() (disconnected, unsubscribed int) {
+	online := make(map[*session]bool)
 	for _, c := range b.connected() {
 		a := c.authz()
 		if a == nil {
@@ -97,28 +101,64 @@ func (b *Broker) Recheck() (disconnected, unsubscribed int) {
 			disconnected++
 			continue
 		}
-		s := c.sess
+		online[c.sess] = true
+		unsubscribed += b.recheckSession(c.sess, a, &c.info)
+	}
+	b.mu.Lock()
+	offline := make([]*session, 0, len(b.sessions))
+	for _, s := range b.sessions {
+		if !online[s] {
+			offline = append(offline, s)
+		}
+	}
+	b.mu.Unlock()
+	for _, s := range offline {
 		s.mu.Lock()
-		var drop []string
-		for full := range s.subs {
-			if !a.Authorize(&c.info, subscribeCheckName(full), AccessSubscribe) {
-				drop = append(drop, full)
-			}
-		}
-		for _, f := range drop {
-			delete(s.subs, f)
-		}
+		l, info, gone := s.l, s.info, s.gone || s.conn != nil
 		s.mu.Unlock()
-		for _, f := range drop {
-			b.subs.Unsubscribe(s.id, f)
-			unsubscribed++
+		if gone || l == nil {
+			continue // ended, just connected (start checks it), or restored with no identity
 		}
-		if len(drop) > 0 {
-			b.log.Info("Client "+c.info.ClientID+": subscriptions removed after reload", "filters", drop)
-			b.saveSession(s)
+		if a := b.authFor(l); a != nil {
+			unsubscribed += b.recheckSession(s, a, &info)
 		}
 	}
 	return disconnected, unsubscribed
+}
+
+// recheckSession removes the subscriptions of s that a may no longer allow
+// for ci, and drops its queued messages ci may no longer read. It returns
+// the number of subscriptions removed.
+func (b *Broker) recheckSession(s *session, a Auth, ci *ClientInfo) int {
+	s.mu.Lock()
+	if s.gone {
+		s.mu.Unlock()
+		return 0
+	}
+	var drop []string
+	for full := range s.subs {
+		if !a.Authorize(ci, subscribeCheckName(full), AccessSubscribe) {
+			drop = append(drop, full)
+		}
+	}
+	for _, f := range drop {
+		delete(s.subs, f)
+	}
+	// In-flight messages of a connected client were sent already; an
+	// offline client's are checked again when it returns.
+	purged := s.purgeUnreadable(func(t string) bool { return a.Authorize(ci, t, AccessRead) }, false)
+	if len(drop) > 0 {
+		b.subs.UnsubscribeAll(s.id, drop)
+	}
+	s.mu.Unlock()
+	if len(drop) > 0 {
+		b.log.Info("Client "+s.id+": subscriptions removed after reload", "filters", drop)
+		b.saveSession(s)
+	}
+	if purged > 0 {
+		b.log.Info("Client "+s.id+": queued messages dropped after reload: no longer readable", "count", purged)
+	}
+	return len(drop)
 }
 
 // subscribeCheckName strips "$share/group/" so the ACL sees the filter the

@@ -3,7 +3,9 @@
 // messages, wills, takeover and $SYS.
 //
 // Lock order: Broker.mu (sessions map) → session.mu → conn.outMu, and
-// Broker.mu → the subscription tree's lock. The tree's match callbacks take
+// Broker.mu → session.mu → the subscription tree's lock: a session's
+// entries in the tree change under its lock, so that a session that has
+// ended cannot touch the entries of the next session with its client id. The tree's match callbacks take
 // no lock (they copy subscriptions into a scratch slice and read
 // session.isOnline), so deliveries happen after the tree is released.
 package broker
@@ -171,6 +173,10 @@ type Broker struct {
 	polling    atomic.Int32
 	maxPolling int32
 	ackPolls   atomic.Uint64 // polls started
+
+	// hookSessionEnded, when set (tests), runs when endSession has removed
+	// a session, before its will is published.
+	hookSessionEnded atomic.Pointer[func()]
 
 	// subLog and unsubLog carry Mosquitto's subscribe/unsubscribe log types,
 	// which log_type selects separately from the level.

@@ -43,6 +43,7 @@ type conn struct {
 	clientRecvMax uint16
 	clientAliasMx uint16
 	maxAlias      uint16
+	recvMax       uint16 // the Receive Maximum given in CONNACK (MQTT 5); 0: none
 	version       packet.Version
 	maxQoS        byte
 	problemInfo   bool // client's Request Problem Information
@@ -54,6 +55,7 @@ type conn struct {
 
 	outMu       sync.Mutex
 	kickMark    atomic.Bool // queued in some publisher's touched list
+	holding     atomic.Bool // the read loop waits for room in a subscriber's queue
 	writing     bool
 	closing     bool // close once out is written
 	closed      bool
@@ -151,6 +153,7 @@ func (c *conn) run() {
 			c.b.stats.Panics.Add(1)
 			c.b.log.Error("panic in connection; closed", "remote", c.remoteAddr(), "client", c.info.ClientID,
 				"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			c.abandonBatch()
 			c.closeNow("internal error")
 			parked = false
 		}
@@ -265,7 +268,6 @@ func (c *conn) handleConnect(body []byte) error {
 	if c.l.MaxTopicAlias != nil {
 		c.maxAlias = *c.l.MaxTopicAlias
 	}
-	connectedAt := time.Now()
 	c.info = ClientInfo{ClientID: string(p.ClientID), Listener: c.l.Name, Remote: compactAddr(c.nc.RemoteAddr())}
 	if p.UsernameFlag {
 		c.info.Username = string(p.Username)
@@ -288,9 +290,32 @@ func (c *conn) handleConnect(body []byte) error {
 		c.problemInfo = !p.Props.Present(packet.PropRequestProblemInfo) || p.Props.RequestProblemInfo == 1
 	}
 
+	// Identity from the transport (TLS certificate): it replaces whatever
+	// user name the CONNECT carries.
+	if c.l.Identity != nil {
+		name, ok, err := c.l.Identity(c.nc)
+		if err != nil || !ok {
+			why := "no usable client identity"
+			if err != nil {
+				why = err.Error()
+			}
+			c.b.stats.AuthFailures.Add(1)
+			return c.refuse(packet.ErrNotAuthorized, why)
+		}
+		c.info.Username, c.info.Anonymous, c.info.CertIdentity = name, false, true
+	}
+
 	// Client identifier rules [MQTT-3.1.3-6] [MQTT-3.1.3-8].
 	assigned := false
-	if c.l.UseUsernameAsClientID && p.UsernameFlag {
+	if c.l.UseUsernameAsClientID {
+		// The identifier is the authenticated user name — the
+		// certificate's with use_identity_as_username, never a name the
+		// client merely claims — and a client without one is refused, as
+		// Mosquitto does: it would otherwise pick any identifier it likes.
+		if c.info.Anonymous {
+			c.b.stats.AuthFailures.Add(1)
+			return c.refuse(packet.ErrNotAuthorized, "use_username_as_clientid: no user name")
+		}
 		c.info.ClientID = c.info.Username
 	}
 	if c.info.ClientID == "" {
@@ -318,20 +343,8 @@ func (c *conn) handleConnect(body []byte) error {
 	}
 	c.keepAlive = ka
 
-	// Identity from the transport (TLS certificate) and authentication.
+	// Authentication.
 	a := c.authz()
-	if c.l.Identity != nil {
-		name, ok, err := c.l.Identity(c.nc)
-		if err != nil || !ok {
-			why := "no usable client identity"
-			if err != nil {
-				why = err.Error()
-			}
-			c.b.stats.AuthFailures.Add(1)
-			return c.refuse(packet.ErrNotAuthorized, why)
-		}
-		c.info.Username, c.info.Anonymous, c.info.CertIdentity = name, false, true
-	}
 	if a != nil {
 		if code := a.Authenticate(&c.info, p.Password, p.PasswordFlag); code.IsError() {
 			c.b.stats.AuthFailures.Add(1)
@@ -357,11 +370,15 @@ func (c *conn) handleConnect(body []byte) error {
 		if p.WillProps.PayloadFormat == 1 && !packet.ValidUTF8(p.WillPayload) {
 			return c.refuse(packet.ErrPayloadFormatInvalid, "will payload is not UTF-8")
 		}
-		// Like Mosquitto 2.0, a will topic the client may not publish to does
-		// not refuse the CONNECT: the will is checked when it is published.
+		// Like Mosquitto 2.0, a will topic the client may not publish to
+		// ($SYS included) does not refuse the CONNECT: the will is checked
+		// when it is published, and dropped then.
+		full := c.l.MountPoint + wt
+		if len(full) > topic.MaxLen {
+			return c.refuse(packet.ErrTopicNameInvalid, "will topic too long with the mount point")
+		}
 		wp := packet.Publish{QoS: p.WillQoS, Retain: p.WillRetain, Payload: p.WillPayload, Props: p.WillProps}
-		c.will = &pendingWill{msg: newMessage(c.l.MountPoint+wt, &wp, c.info.ClientID, connectedAt),
-			topic: wt, info: c.info, l: c.l}
+		c.will = &pendingWill{msg: newMessage(full, &wp, c.info.ClientID, time.Time{}), info: c.info, l: c.l}
 		c.willDelay = p.WillProps.WillDelay
 	}
 
@@ -385,6 +402,7 @@ func (c *conn) handleConnect(body []byte) error {
 		if o.MaxInflightMessages < 65535 {
 			pr.Set(packet.PropReceiveMaximum)
 			pr.ReceiveMaximum = uint16(o.MaxInflightMessages)
+			c.recvMax = pr.ReceiveMaximum
 		}
 		if c.maxAlias > 0 {
 			pr.Set(packet.PropTopicAliasMaximum)
@@ -630,6 +648,25 @@ type work struct {
 
 var workPool = sync.Pool{New: func() any { return new(work) }}
 
+// abandonBatch hands the connections a batch cut short by a panic had
+// marked for flushing to their writers: while marked, no other publisher
+// would flush them, and their output — acknowledgements included — would
+// wait forever.
+func (c *conn) abandonBatch() {
+	if c.w == nil {
+		return
+	}
+	for i, t := range c.w.touched {
+		t.kickMark.Store(false)
+		if t != c {
+			t.kick()
+		}
+		c.w.touched[i] = nil
+	}
+	c.w.touched = c.w.touched[:0]
+	c.w.hold = nil
+}
+
 func (c *conn) releaseWork() {
 	if c.w != nil {
 		workPool.Put(c.w)
@@ -638,9 +675,9 @@ func (c *conn) releaseWork() {
 }
 
 // maxHold bounds how long a publisher waits for a subscriber's queue: a
-// subscriber that takes nothing for this long no longer holds anyone back,
-// and what does not fit in its queue is dropped.
-const maxHold = 5 * time.Second
+// subscriber that takes nothing for this long is stalled and no longer
+// holds anyone back, and what does not fit in its queue is dropped.
+const maxHold = time.Second
 
 // holdFor records that s's queue is full, so this publisher reads no more
 // until it has room (back-pressure instead of losing acknowledged
@@ -666,6 +703,8 @@ func (c *conn) waitForRoom() {
 	}
 	ch := s.space
 	s.mu.Unlock()
+	c.holding.Store(true)
+	defer c.holding.Store(false)
 	t := time.NewTimer(maxHold)
 	defer t.Stop()
 	select {
@@ -776,7 +815,10 @@ func (c *conn) disconnect(code packet.ReasonCode, reason string) {
 	if reason != "" {
 		why += ": " + reason
 	}
-	if c.version == packet.V5 && c.sess != nil {
+	// version and sess are the read loop's until CONNACK (ready): Close
+	// and DisconnectWhere call this from other goroutines, and a
+	// connection still in CONNECT is just closed.
+	if c.ready.Load() && c.version == packet.V5 && c.sess != nil {
 		d := packet.Disconnect{Code: code}
 		if reason != "" && c.problemInfo {
 			d.Props.Set(packet.PropReasonString)

@@ -190,7 +190,7 @@ func (c *conn) afterDrain() {
 		return
 	}
 	s.mu.Lock()
-	moved := s.conn == c && s.queue.len() > 0 && s.pump(time.Now())
+	moved := s.conn == c && (s.queue.len() > 0 || len(s.resendQ) > 0) && s.pump(time.Now())
 	s.mu.Unlock()
 	if moved {
 		c.kick()

@@ -3,6 +3,7 @@ package broker
 import (
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/mamori-mqtt/mamori/internal/packet"
 	"github.com/mamori-mqtt/mamori/internal/topic"
@@ -88,9 +89,13 @@ func (c *conn) onPublish(p *packet.Publish) error {
 	if p.QoS == 2 {
 		c.sess.mu.Lock()
 		_, dup := c.sess.incoming[p.PacketID]
-		if !dup && len(c.sess.incoming) >= o.MaxInflightMessages && o.MaxInflightMessages < 65535 {
+		// Only an MQTT 5 client is given a Receive Maximum, and only one
+		// that exceeds it is at fault [MQTT-3.3.4-9]. MQTT 3 has none:
+		// like Mosquitto, the broker takes every unreleased message (at
+		// most one per packet identifier).
+		if !dup && c.version == packet.V5 && c.recvMax > 0 && len(c.sess.incoming) >= int(c.recvMax) {
 			c.sess.mu.Unlock()
-			return packet.ErrReceiveMaximumExceeded.With("too many QoS 2 messages in flight") // [MQTT-3.3.4-9]
+			return packet.ErrReceiveMaximumExceeded.With("too many QoS 2 messages in flight")
 		}
 		c.sess.setIncoming(p.PacketID)
 		c.sess.mu.Unlock()
@@ -100,22 +105,28 @@ func (c *conn) onPublish(p *packet.Publish) error {
 		}
 	}
 
+	// The topic with the listener's mount point is the one routed, and the
+	// one the $SYS rule and the ACL see, as in Mosquitto (and as for
+	// SUBSCRIBE, wills and deliveries).
+	full := name
+	if mp := c.l.MountPoint; mp != "" {
+		full = mp + name
+	}
 	code, why := packet.Success, ""
 	switch {
+	case len(full) > topic.MaxLen:
+		// It could not be encoded for subscribers without the mount point.
+		code, why = packet.ErrTopicNameInvalid, "topic too long with the mount point"
 	case o.MessageSizeLimit > 0 && len(p.Payload) > o.MessageSizeLimit:
 		code, why = packet.ErrImplementationSpecific, "payload exceeds message_size_limit"
 	case p.Props.PayloadFormat == 1 && !packet.ValidUTF8(p.Payload):
 		code, why = packet.ErrPayloadFormatInvalid, "payload is not valid UTF-8" // [MQTT-3.3.2-4]
-	case strings.HasPrefix(name, "$SYS"):
+	case strings.HasPrefix(full, "$SYS"):
 		code, why = packet.ErrNotAuthorized, "$SYS topics are published by the broker only"
-	case !c.authorize(name, AccessWrite):
+	case !c.authorize(full, AccessWrite):
 		code, why = packet.ErrNotAuthorized, "not authorized to publish to "+name
 	}
 	if code == packet.Success {
-		full := name
-		if mp := c.l.MountPoint; mp != "" {
-			full = mp + name
-		}
 		w := c.w
 		if c.version == packet.V5 {
 			w.props.Reset()
@@ -231,12 +242,24 @@ func (b *Broker) route(from *conn, in *inbound) {
 // generation of the subscription tree. Topics with shared subscriptions
 // are not cached, since each message picks a member anew.
 type matchCache struct {
-	gen uint64
-	m   map[string][]subscription
+	gen   uint64
+	m     map[string][]subscription
+	bytes int // cacheCost of everything in m
 }
 
-// maxCachedTopics bounds the cache of a publisher that uses many topics.
-const maxCachedTopics = 256
+// maxCachedTopics bounds the cache of a publisher that uses many topics,
+// and maxCacheBytes what it holds: every connection that publishes keeps
+// one, so it is bounded by size, not by count (256 topics of a fan-out to
+// 10,000 subscribers would otherwise be tens of MB per publisher).
+const (
+	maxCachedTopics = 256
+	maxCacheBytes   = 32 << 10
+)
+
+// cacheCost is what caching subs for topicName holds, in bytes.
+func cacheCost(topicName string, n int) int {
+	return len(topicName) + n*int(unsafe.Sizeof(subscription{}))
+}
 
 func (mc *matchCache) get(gen uint64, topicName string) []subscription {
 	if mc == nil || mc.m == nil {
@@ -244,7 +267,7 @@ func (mc *matchCache) get(gen uint64, topicName string) []subscription {
 	}
 	if mc.gen != gen {
 		clear(mc.m)
-		mc.gen = gen
+		mc.gen, mc.bytes = gen, 0
 		return nil
 	}
 	return mc.m[topicName]
@@ -263,17 +286,26 @@ func (c *conn) cacheMatch(gen uint64, topicName string, subs []subscription) {
 }
 
 func (mc *matchCache) put(gen uint64, topicName string, subs []subscription) {
+	cost := cacheCost(topicName, len(subs))
+	if cost > maxCacheBytes {
+		return // a match this large is cheaper to redo than to keep
+	}
 	if mc.m == nil {
 		mc.m = make(map[string][]subscription)
 	}
 	if mc.gen != gen {
 		clear(mc.m)
-		mc.gen = gen
+		mc.gen, mc.bytes = gen, 0
 	}
-	if len(mc.m) >= maxCachedTopics {
+	if len(mc.m) >= maxCachedTopics || mc.bytes+cost > maxCacheBytes {
 		clear(mc.m)
+		mc.bytes = 0
+	}
+	if old, ok := mc.m[topicName]; ok {
+		mc.bytes -= cacheCost(topicName, len(old))
 	}
 	mc.m[strings.Clone(topicName)] = append([]subscription(nil), subs...)
+	mc.bytes += cost
 }
 
 // pickMember chooses a shared-subscription member round-robin, preferring
@@ -310,7 +342,9 @@ func (b *Broker) deliver(from *conn, sub *subscription, in *inbound, shared bool
 		return
 	}
 	if c == nil {
-		if !s.gone && (qos > 0 || b.o().QueueQoS0Messages) && s.expiry != 0 {
+		// Queued for an offline client only if it may read the topic; it
+		// is checked again when it is sent (the ACL may change meanwhile).
+		if !s.gone && (qos > 0 || b.o().QueueQoS0Messages) && s.expiry != 0 && s.mayRead(in.topic) {
 			s.enqueue(&outMsg{msg: in.owned(), qos: qos, retain: retain, subID: sub.subID}, nil)
 		}
 		s.mu.Unlock()
@@ -378,8 +412,9 @@ func (c *conn) onAck(a *packet.Ack) error {
 		om, ok := s.inflight[a.PacketID]
 		moved := false
 		if ok && (a.Kind == packet.PUBACK) == (om.qos == 1) && (a.Kind == packet.PUBACK || om.rel) {
-			delete(s.inflight, a.PacketID)
+			s.doneInflight(om)
 			s.untrack(om)
+			s.lastAck = now.UnixNano()
 			moved = s.pump(now)
 		}
 		s.mu.Unlock()
@@ -392,13 +427,19 @@ func (c *conn) onAck(a *packet.Ack) error {
 		om, ok := s.inflight[a.PacketID]
 		if ok && om.qos == 2 {
 			if a.Code.IsError() {
-				delete(s.inflight, a.PacketID) // a failure in PUBREC ends the flow
+				s.doneInflight(om) // a failure in PUBREC ends the flow
 				s.untrack(om)
 				if s.pump(now) {
 					c.touch(c)
 				}
 			} else {
+				if om.pending {
+					// Received on the previous connection: no longer to be resent.
+					om.pending = false
+					s.pending--
+				}
 				om.rel = true
+				s.lastAck = now.UnixNano()
 				c.writeAck(packet.PUBREL, a.PacketID) // [MQTT-4.3.3-4]
 				c.touch(c)
 			}

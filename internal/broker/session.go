@@ -25,15 +25,31 @@ type session struct {
 	nextID   uint16
 	version  packet.Version
 	gone     bool // removed from the broker
+	// info and l are who the client was on its last connection and where
+	// it connected: the read ACL of messages queued while it is offline is
+	// checked with them (nil l: restored from the store, checked when the
+	// client returns).
+	info ClientInfo
+	l    *Listener
 
 	subs     map[string]subOpts  // by full filter, "$share/..." included
 	inflight map[uint16]*outMsg  // outbound QoS>0 awaiting PUBACK/PUBREC/PUBCOMP
 	incoming map[uint16]struct{} // inbound QoS 2 ids between PUBREC and PUBREL
 	queue    msgQueue            // outbound QoS>0 waiting for a window slot
 	qBytes   int
+	// resendQ holds in-flight messages of a resumed session that did not
+	// fit the new connection's Receive Maximum [MQTT-3.3.4-7]: resent (with
+	// their packet identifiers) as acknowledgements make room. pending
+	// counts those still marked pending.
+	resendQ []*outMsg
+	pending int
 	// space, when not nil, is closed once the queue has room again:
 	// publishers held back by a full queue wait on it.
 	space chan struct{}
+	// lastAck is when the client last completed an outbound message (or
+	// connected), UnixNano: a client that has taken nothing for maxHold
+	// is stalled, and holds no publisher back.
+	lastAck int64
 
 	expireTimer *time.Timer
 	willTimer   *time.Timer
@@ -56,6 +72,9 @@ type outMsg struct {
 	id     uint16
 	seq    uint64 // order of first transmission, for redelivery [MQTT-4.6.0-1]
 	rel    bool   // PUBREC received, PUBREL sent: awaiting PUBCOMP
+	// pending: in flight on a previous connection, not yet resent on
+	// this one (session.resendQ).
+	pending bool
 }
 
 func newSession(b *Broker, id string) *session {
@@ -86,6 +105,16 @@ func (s *session) setIncoming(id uint16) {
 		s.incoming = make(map[uint16]struct{})
 	}
 	s.incoming[id] = struct{}{}
+}
+
+// doneInflight removes a completed or dropped in-flight message. Caller
+// holds s.mu.
+func (s *session) doneInflight(om *outMsg) {
+	delete(s.inflight, om.id)
+	if om.pending {
+		om.pending = false
+		s.pending--
+	}
 }
 
 // allocID returns a packet identifier not in use for an outbound flow
@@ -151,12 +180,14 @@ func (s *session) untrack(om *outMsg) {
 }
 
 // enqueue queues an outbound message, honouring max_queued_messages and
-// max_queued_bytes. When the queue is full and the client is online, the
-// publisher (from) is held back instead of the message being lost: the
-// message is queued past the limit (at most twice it) and the publisher's
-// read loop waits for room before it reads more. A message that still
-// does not fit — or any overflow for an offline client — is dropped and
-// counted, as Mosquitto does. Caller holds s.mu.
+// max_queued_bytes. When the queue is full and the client is online and
+// taking messages, the publisher (from) is held back instead of the
+// message being lost: the message is queued past the limit (at most twice
+// it) and the publisher's read loop waits for room before it reads more.
+// A stalled client (nothing acknowledged for maxHold), one whose own read
+// loop is held back (two clients publishing to each other would wait on
+// each other), or an offline one holds nobody: what does not fit is
+// dropped and counted, as Mosquitto does. Caller holds s.mu.
 func (s *session) enqueue(om *outMsg, from *conn) bool {
 	o := s.b.o()
 	size := len(om.msg.Payload) + len(om.msg.Topic)
@@ -166,7 +197,8 @@ func (s *session) enqueue(om *outMsg, from *conn) bool {
 	if over {
 		hard := (o.MaxQueuedMessages > 0 && n >= 2*o.MaxQueuedMessages) ||
 			(o.MaxQueuedBytes > 0 && s.qBytes+size > 2*o.MaxQueuedBytes)
-		if s.conn == nil || from == nil || from.sess == s || hard {
+		if s.conn == nil || from == nil || from.sess == s || hard || s.conn.holding.Load() ||
+			time.Now().UnixNano()-s.lastAck > int64(maxHold) {
 			s.b.stats.MessagesDropped.Add(1)
 			return false
 		}
@@ -196,9 +228,56 @@ func (s *session) wakeWaiters() {
 	}
 }
 
+// mayRead reports whether the ACL in force lets the offline client read
+// topicName, judged by who it was on its last connection. Caller holds
+// s.mu.
+func (s *session) mayRead(topicName string) bool {
+	if s.l == nil {
+		return true // restored, identity unknown: checked when it returns
+	}
+	a := s.b.authFor(s.l)
+	return a == nil || a.Authorize(&s.info, topicName, AccessRead)
+}
+
+// purgeUnreadable drops queued (and, with inflight, in-flight) messages
+// that may read no longer allows, as Mosquitto does when a client
+// reconnects: the ACL may have changed (SIGHUP) or the client come back
+// under another user name. It returns how many it dropped. Caller holds
+// s.mu.
+func (s *session) purgeUnreadable(may func(string) bool, inflight bool) int {
+	n := 0
+	if inflight {
+		for _, om := range s.inflight {
+			if !om.rel && !may(om.msg.Topic) {
+				s.doneInflight(om)
+				s.untrack(om)
+				n++
+			}
+		}
+	}
+	if s.queue.len() == 0 {
+		return n
+	}
+	kept := s.queue.items[:0]
+	for _, om := range s.queue.items[s.queue.head:] {
+		if may(om.msg.Topic) {
+			kept = append(kept, om)
+			continue
+		}
+		s.qBytes -= len(om.msg.Payload) + len(om.msg.Topic)
+		s.untrack(om)
+		n++
+	}
+	clear(s.queue.items[len(kept):])
+	s.queue.items, s.queue.head = kept, 0
+	return n
+}
+
 // pump moves queued messages into the in-flight window and onto the wire
 // while there is room, and reports whether it sent anything; the caller
-// wakes the writer (once per batch of acknowledgements). Caller holds s.mu.
+// wakes the writer (once per batch of acknowledgements). Each message's
+// read access is checked again as it is sent: the ACL may have changed
+// since it was queued. Caller holds s.mu.
 func (s *session) pump(now time.Time) bool {
 	c := s.conn
 	if c == nil {
@@ -206,6 +285,25 @@ func (s *session) pump(now time.Time) bool {
 	}
 	w := s.window()
 	moved := false
+	// First what a resumed session still has to resend, in order.
+	for len(s.resendQ) > 0 && len(s.inflight)-s.pending < w && !c.outFull() {
+		om := s.resendQ[0]
+		s.resendQ[0] = nil
+		s.resendQ = s.resendQ[1:]
+		if !om.pending {
+			continue // acknowledged meanwhile
+		}
+		om.pending = false
+		s.pending--
+		moved = true
+		if c.sendOwnedDup(om, now) == sendTooLarge {
+			delete(s.inflight, om.id)
+			s.untrack(om)
+		}
+	}
+	if len(s.resendQ) == 0 {
+		s.resendQ = nil
+	}
 	for s.queue.len() > 0 && len(s.inflight) < w {
 		if c.outFull() {
 			break
@@ -213,7 +311,7 @@ func (s *session) pump(now time.Time) bool {
 		om := s.queue.pop()
 		moved = true
 		s.qBytes -= len(om.msg.Payload) + len(om.msg.Topic)
-		if om.msg.expired(now) {
+		if om.msg.expired(now) || !c.authorize(om.msg.Topic, AccessRead) {
 			s.untrack(om)
 			continue
 		}
@@ -265,9 +363,15 @@ func (q *msgQueue) pop() *outMsg {
 }
 
 // resend retransmits in-flight messages on a resumed session, in their
-// original order, PUBLISH with DUP set or PUBREL [MQTT-4.4.0-1].
+// original order, PUBLISH with DUP set or PUBREL [MQTT-4.4.0-1]. No more
+// PUBLISH packets than the new connection's window (its Receive Maximum)
+// go out at once [MQTT-3.3.4-7]; the rest wait in resendQ for pump.
 // Caller holds s.mu.
 func (s *session) resend(now time.Time) {
+	for _, om := range s.resendQ {
+		om.pending = false
+	}
+	s.resendQ, s.pending = nil, 0
 	c := s.conn
 	if c == nil || len(s.inflight) == 0 {
 		return
@@ -277,11 +381,19 @@ func (s *session) resend(now time.Time) {
 		list = append(list, om)
 	}
 	sortBySeq(list)
+	w, sentNow := s.window(), 0
 	for _, om := range list {
 		if om.rel {
 			c.writeAck(packet.PUBREL, om.id)
 			continue
 		}
+		if sentNow >= w {
+			om.pending = true
+			s.resendQ = append(s.resendQ, om)
+			s.pending++
+			continue
+		}
+		sentNow++
 		c.sendOwnedDup(om, now)
 	}
 	c.kick()

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/mamori-mqtt/mamori/internal/packet"
@@ -37,6 +38,10 @@ func (c *conn) onSubscribe(p *packet.Subscribe) error {
 			return packet.ErrProtocol.With("no local on a shared subscription") // [MQTT-3.8.3-4]
 		}
 		full := c.l.MountPoint + inner
+		if len(full) > topic.MaxLen {
+			codes[i] = c.failCode(packet.ErrTopicFilterInvalid) // no topic that long can be sent
+			continue
+		}
 		if shared {
 			full = "$share/" + group + "/" + full
 		}
@@ -51,8 +56,13 @@ func (c *conn) onSubscribe(p *packet.Subscribe) error {
 		_, existed := s.subs[full]
 		s.setSub(full, subOpts{Subscription: packet.Subscription{Filter: []byte(full), QoS: qos, NoLocal: sub.NoLocal,
 			RetainAsPublished: sub.RetainAsPublished, RetainHandling: sub.RetainHandling}, subID: subID})
+		// Under s.mu, and not for a session that has ended (taken over
+		// with a clean start): the tree is keyed by client id, so this
+		// would replace the subscription of the session now holding it.
+		if !s.gone {
+			c.b.subs.Subscribe(s.id, full, v) // [MQTT-3.8.4-3] replaces an existing subscription
+		}
 		s.mu.Unlock()
-		c.b.subs.Subscribe(s.id, full, v) // [MQTT-3.8.4-3] replaces an existing subscription
 		c.b.subLog.Info(fmt.Sprintf("%s %d %s", s.id, qos, filter))
 		// Retained messages: not for shared subscriptions (MQTT 5.0 §4.8.2),
 		// per Retain Handling [MQTT-3.3.1-9] [MQTT-3.3.1-10] [MQTT-3.3.1-11].
@@ -132,9 +142,10 @@ func (c *conn) onUnsubscribe(p *packet.Unsubscribe) error {
 		s.mu.Lock()
 		_, had := s.subs[full]
 		delete(s.subs, full)
+		inTree := !s.gone && c.b.subs.Unsubscribe(s.id, full) // see onSubscribe
 		s.mu.Unlock()
 		c.b.unsubLog.Info(s.id + " " + filter)
-		if c.b.subs.Unsubscribe(s.id, full) || had {
+		if inTree || had {
 			codes[i] = packet.Success
 		} else {
 			codes[i] = packet.NoSubscriptionExisted
@@ -191,6 +202,8 @@ func (b *Broker) attach(c *conn, cleanStart bool, expiry uint32) (present bool) 
 	s.isOnline.Store(true)
 	s.version = c.version
 	s.expiry = expiry
+	s.info, s.l = c.info, c.l
+	s.lastAck = time.Now().UnixNano() // a new connection is not stalled
 	s.mu.Unlock()
 	c.sess = s
 	b.mu.Unlock()
@@ -219,6 +232,9 @@ func (b *Broker) start(c *conn) {
 	now := time.Now()
 	s.mu.Lock()
 	if s.conn == c {
+		// What was queued or left in flight while the client was away is
+		// checked against the rules in force and the client it now is.
+		s.purgeUnreadable(func(t string) bool { return c.authorize(t, AccessRead) }, true)
 		s.resend(now)
 		s.wakeWaiters()
 		s.pump(now)
@@ -298,11 +314,17 @@ func (b *Broker) endSession(s *session) {
 	s.will = nil
 	s.stopTimers()
 	subs := s.filters()
-	s.queue, s.inflight = msgQueue{}, nil
+	s.queue, s.inflight, s.resendQ, s.pending = msgQueue{}, nil, nil, 0
 	s.wakeWaiters()
 	s.mu.Unlock()
-	b.mu.Unlock()
+	// Still under b.mu: the tree is keyed by client id, and a new session
+	// with this id (which attach makes under b.mu) must not have the
+	// subscriptions it makes removed as this one's.
 	b.subs.UnsubscribeAll(s.id, subs)
+	b.mu.Unlock()
+	if h := b.hookSessionEnded.Load(); h != nil {
+		(*h)()
+	}
 	_ = b.st.DeleteSession(s.id)
 	if will != nil {
 		b.publishWill(will)
@@ -310,22 +332,37 @@ func (b *Broker) endSession(s *session) {
 }
 
 // pendingWill is a will with who published it, checked against the ACL
-// when it is published, as Mosquitto 2.0 does.
+// when it is published, as Mosquitto 2.0 does. Its message has no expiry
+// time yet: the expiry interval counts from when the will is published.
 type pendingWill struct {
-	msg   *Message
-	topic string // without the mount point, as the client named it
-	info  ClientInfo
-	l     *Listener
+	msg  *Message // topic with the mount point
+	info ClientInfo
+	l    *Listener
 }
 
 func (b *Broker) publishWill(w *pendingWill) {
-	if a := b.authFor(w.l); a != nil && !a.Authorize(&w.info, w.topic, AccessWrite) {
-		b.log.Info("Will of " + w.info.ClientID + " to " + w.topic + " not published: not authorized")
+	m := w.msg
+	// The checks a PUBLISH gets, on the topic with the mount point as
+	// Mosquitto makes them: no client writes to $SYS, and the ACL in force
+	// now decides.
+	if strings.HasPrefix(m.Topic, "$SYS") {
+		b.log.Info("Will of " + w.info.ClientID + " to " + m.Topic + " not published: $SYS topics are published by the broker only")
 		return
 	}
-	m := w.msg
+	if a := b.authFor(w.l); a != nil && !a.Authorize(&w.info, m.Topic, AccessWrite) {
+		b.log.Info("Will of " + w.info.ClientID + " to " + m.Topic + " not published: not authorized")
+		return
+	}
+	now := time.Now()
+	if m.Props != nil && m.Props.Present(packet.PropMessageExpiry) {
+		// [MQTT-3.1.3-9]... the will's Message Expiry Interval applies to
+		// the message as it is published, not from the CONNECT.
+		cp := *m
+		cp.Expiry = now.Add(time.Duration(m.Props.MessageExpiry) * time.Second)
+		m = &cp
+	}
 	in := inbound{topic: m.Topic, payload: m.Payload, props: m.props(), qos: m.QoS, retain: m.Retain,
-		from: m.From, now: time.Now(), msg: m}
+		from: m.From, now: now, msg: m}
 	if m.Retain {
 		b.retain(&in)
 	}
