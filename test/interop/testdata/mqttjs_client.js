@@ -87,7 +87,7 @@ client.once('connect', async (connack) => {
       const granted = await client.subscribeAsync(s.topic, { qos: s.qos || 0 });
       emit({ event: 'subscribed', granted: granted.map((g) => g.qos) });
     }
-    for (const m of spec.publish || []) {
+    const publish = async (m) => {
       const popts = { qos: m.qos || 0, retain: !!m.retain };
       if (v5 && m.user_properties) {
         popts.properties = { userProperties: {} };
@@ -95,6 +95,13 @@ client.once('connect', async (connack) => {
       }
       await client.publishAsync(m.topic, m.payload || '', popts);
       emit({ event: 'published', topic: m.topic });
+    };
+    if (spec.burst) {
+      // Every PUBLISH is written before any acknowledgement is read, as
+      // an application publishing in a loop does.
+      await Promise.all((spec.publish || []).map(publish));
+    } else {
+      for (const m of spec.publish || []) await publish(m);
     }
   } catch (err) {
     fail(err);
