@@ -44,8 +44,8 @@ type session struct {
 	Subscribe     []subscription `json:"subscribe,omitempty"`
 	Publish       []msg          `json:"publish,omitempty"`
 	Burst         bool           `json:"burst,omitempty"` // MQTT.js only: publish without waiting for each acknowledgement
-	Count         int            `json:"count"` // messages to receive before ending
-	End           string         `json:"end"`   // "disconnect", "abort" (no DISCONNECT) or "hold"
+	Count         int            `json:"count"`           // messages to receive before ending
+	End           string         `json:"end"`             // "disconnect", "abort" (no DISCONNECT) or "hold"
 	Timeout       int            `json:"timeout"`
 	Username      *string        `json:"username,omitempty"`
 	Password      string         `json:"password,omitempty"`
