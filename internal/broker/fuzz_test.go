@@ -1,10 +1,12 @@
 package broker
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"net"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -21,7 +23,11 @@ import (
 //   - the connection ends once the client's stream has ended,
 //   - the next client is served (each input starts with a CONNECT that must
 //     be accepted),
-//   - what reaches a bystander subscribed to "#" is well formed too.
+//   - what reaches a bystander subscribed to "#" is well formed too, and
+//     nothing reaches it on $SYS (no client, and no will, writes there),
+//   - a client connecting as user "reader" never receives a message on
+//     fz/secret/..., which its ACL does not let it read — queued for its
+//     offline session or not (issue 20, item 1).
 //
 // mode picks the session: bits 0–1 the version (3.1, 3.1.1, 5, 5), bit 2
 // clean start, bits 3–4 one of four client identifiers (so sessions,
@@ -31,6 +37,8 @@ func FuzzSession(f *testing.F) {
 	b, addr := startBroker(f, func(o *Options) {
 		o.PersistentClientExpiration = time.Minute // raw inputs invent client identifiers
 		o.ConnectTimeout = 2 * time.Second
+		o.MaxQueuedMessages = 10 // reached by the seeds: queues fill, overflow and stall
+		o.Auth = fuzzAuth{}
 	})
 	watch := startBystander(f, addr)
 	for _, s := range sessionSeeds() {
@@ -46,8 +54,11 @@ func FuzzSession(f *testing.F) {
 		defer nc.Close()
 		_ = nc.SetDeadline(time.Now().Add(10 * time.Second))
 		r := packet.NewReader(nc, 0)
+		reader := false // the session is user "reader"'s
 		if raw {
-			v = streamVersion(stream)
+			var user string
+			v, user = streamVersion(stream)
+			reader = user == "reader"
 		} else {
 			c := &packet.Connect{Version: v, CleanStart: mode&4 != 0, KeepAlive: 60,
 				ClientID: []byte{'f', 'u', 'z', 'z', '0' + (mode>>3)&3}}
@@ -85,8 +96,12 @@ func FuzzSession(f *testing.F) {
 			if v == 0 {
 				continue // the stream's CONNECT did not decode: framing is all there is to check
 			}
-			if _, err := packet.Decode(h, body, v); err != nil {
+			p, err := packet.Decode(h, body, v)
+			if err != nil {
 				t.Fatalf("broker sent a malformed %v to a %v client: %v (% x)", h.Type, v, err, body)
+			}
+			if pub, ok := p.(*packet.Publish); ok && reader && bytes.HasPrefix(pub.Topic, []byte("fz/secret/")) {
+				t.Fatalf("reader was sent %s, which it may not read", pub.Topic)
 			}
 		}
 		if n := b.stats.Panics.Load(); n != 0 {
@@ -98,18 +113,28 @@ func FuzzSession(f *testing.F) {
 	})
 }
 
-// streamVersion is the version of the CONNECT a raw stream starts with, or
-// 0 when it does not start with one that decodes.
-func streamVersion(stream []byte) packet.Version {
+// streamVersion is the version and user name of the CONNECT a raw stream
+// starts with, or 0 when it does not start with one that decodes.
+func streamVersion(stream []byte) (packet.Version, string) {
 	h, ok, err := packet.ParseHeader(stream, 0)
 	if err != nil || !ok || h.Type != packet.CONNECT || len(stream) < h.Size() {
-		return 0
+		return 0, ""
 	}
 	var c packet.Connect
 	if c.Decode(stream[h.Len:h.Size()]) != nil {
-		return 0
+		return 0, ""
 	}
-	return c.Version
+	return c.Version, string(c.Username)
+}
+
+// fuzzAuth lets every client in and everything through, except that user
+// "reader" may not read fz/secret/....
+type fuzzAuth struct{}
+
+func (fuzzAuth) Authenticate(*ClientInfo, []byte, bool) packet.ReasonCode { return packet.Success }
+
+func (fuzzAuth) Authorize(ci *ClientInfo, t string, acc Access) bool {
+	return ci.Username != "reader" || acc != AccessRead || !strings.HasPrefix(t, "fz/secret/")
 }
 
 // bystander is a well-behaved MQTT 5 subscriber to "#" that decodes every
@@ -142,7 +167,7 @@ func startBystander(tb testing.TB, addr string) *bystander {
 	tb.Cleanup(func() { nc.Close() })
 	var out []byte
 	out = (&packet.Connect{Version: packet.V5, CleanStart: true, ClientID: []byte("bystander")}).Append(out, packet.V5)
-	out = (&packet.Subscribe{PacketID: 1, Subs: []packet.Subscription{{Filter: []byte("#")}}}).Append(out, packet.V5)
+	out = (&packet.Subscribe{PacketID: 1, Subs: []packet.Subscription{{Filter: []byte("#")}, {Filter: []byte("$SYS/#")}}}).Append(out, packet.V5)
 	if _, err := nc.Write(out); err != nil {
 		tb.Fatal(err)
 	}
@@ -154,8 +179,13 @@ func startBystander(tb testing.TB, addr string) *bystander {
 			if err != nil {
 				return // the broker closing at the end of the test
 			}
-			if _, err := packet.Decode(h, body, packet.V5); err != nil {
+			p, err := packet.Decode(h, body, packet.V5)
+			if err != nil {
 				w.fail(errors.New("bystander got a malformed " + h.Type.String() + ": " + err.Error()))
+			}
+			if pub, ok := p.(*packet.Publish); ok && bytes.HasPrefix(pub.Topic, []byte("$SYS")) {
+				// The broker publishes no $SYS here (SysInterval 0): a client wrote it.
+				w.fail(errors.New("bystander got a message on " + string(pub.Topic)))
 			}
 		}
 	}()
@@ -223,7 +253,59 @@ func sessionSeeds() []sessionSeed {
 	will.WillProps.WillDelay = 1
 	withWill := seq(packet.V5, will, sub(1, "fz/#", 1), pub("fz/x", 1, 1, false))
 
+	// Issue 20. Item 1: "reader" subscribes to everything with a session
+	// that outlives it; a message it may not read is published while it
+	// is away, and while it is back.
+	readerConnect := func(clean bool) *packet.Connect {
+		c := &packet.Connect{Version: packet.V5, CleanStart: clean, ClientID: []byte("fz-reader"), KeepAlive: 30,
+			UsernameFlag: true, Username: []byte("reader")}
+		c.Props.Set(packet.PropSessionExpiry)
+		c.Props.SessionExpiry = 60
+		return c
+	}
+	readerAway := seq(packet.V5, readerConnect(true), sub(1, "#", 1), &packet.Disconnect{})
+	readerBack := seq(packet.V5, readerConnect(false), sub(2, "fz/#", 2), pub("fz/secret/x", 1, 1, false),
+		ack(packet.PUBACK, 1), ack(packet.PUBACK, 2), packet.Pingreq{})
+	secrets := seq(packet.V311, pub("fz/secret/a", 1, 1, false), pub("fz/public/a", 1, 2, false),
+		pub("fz/secret/b", 2, 3, true), ack(packet.PUBREL, 3))
+	// Item 7: a subscriber that never acknowledges, and more messages
+	// than its window and queue hold.
+	var flood []packet.Packet
+	flood = append(flood, sub(1, "fz/flood", 1))
+	for i := range 40 {
+		flood = append(flood, pub("fz/flood", 1, uint16(i+2), false))
+	}
+	// Item 8: a will to $SYS. Item 10: a will that expires sooner than
+	// its delay.
+	sysWill := &packet.Connect{Version: packet.V311, CleanStart: true, ClientID: []byte("fz-syswill"),
+		WillFlag: true, WillQoS: 1, WillRetain: true, WillTopic: []byte("$SYS/broker/version"), WillPayload: []byte("forged")}
+	expWill := &packet.Connect{Version: packet.V5, CleanStart: true, ClientID: []byte("fz-expwill"),
+		WillFlag: true, WillQoS: 1, WillRetain: true, WillTopic: []byte("fz/expwill"), WillPayload: []byte("bye")}
+	expWill.Props.Set(packet.PropSessionExpiry)
+	expWill.Props.SessionExpiry = 5
+	expWill.WillProps.Set(packet.PropWillDelay)
+	expWill.WillProps.WillDelay = 2
+	expWill.WillProps.Set(packet.PropMessageExpiry)
+	expWill.WillProps.MessageExpiry = 1
+	// Item 9: 30 unreleased QoS 2 messages from an MQTT 3.1.1 client, then
+	// their releases.
+	var burst []packet.Packet
+	for i := range 30 {
+		burst = append(burst, pub("fz/burst", 2, uint16(i+1), false))
+	}
+	for i := range 30 {
+		burst = append(burst, ack(packet.PUBREL, uint16(i+1)))
+	}
+
 	return []sessionSeed{
+		{raw, readerAway},
+		{v311 | clean, secrets},
+		{raw, readerBack},
+		{v311 | clean, seq(packet.V311, flood...)},
+		{v5 | clean, seq(packet.V5, flood...)},
+		{raw, seq(packet.V311, sysWill, sub(1, "fz/#", 0))},
+		{raw, seq(packet.V5, expWill, sub(1, "fz/#", 1))},
+		{v311 | clean, seq(packet.V311, burst...)},
 		{v311 | clean, qos(packet.V311)},
 		{v311 | 1<<3, qos(packet.V311)},
 		{v31 | clean, qos(packet.V31)},
