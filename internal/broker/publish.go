@@ -121,8 +121,8 @@ func (c *conn) onPublish(p *packet.Publish) error {
 		code, why = packet.ErrImplementationSpecific, "payload exceeds message_size_limit"
 	case p.Props.PayloadFormat == 1 && !packet.ValidUTF8(p.Payload):
 		code, why = packet.ErrPayloadFormatInvalid, "payload is not valid UTF-8" // [MQTT-3.3.2-4]
-	case strings.HasPrefix(full, "$SYS"):
-		code, why = packet.ErrNotAuthorized, "$SYS topics are published by the broker only"
+	case reservedTopic(full) != "":
+		code, why = packet.ErrNotAuthorized, reservedTopic(full)
 	case !c.authorize(full, AccessWrite):
 		code, why = packet.ErrNotAuthorized, "not authorized to publish to "+name
 	}
@@ -144,6 +144,20 @@ func (c *conn) onPublish(p *packet.Publish) error {
 	}
 	c.ackPublish(p, code, why)
 	return nil
+}
+
+// reservedTopic says why no client may publish to topicName (the topic
+// with the mount point), or returns "" when one may: $SYS is the broker's,
+// and $share names shared subscriptions, not topics. These are the checks
+// Mosquitto makes before any ACL, for PUBLISH and wills alike.
+func reservedTopic(topicName string) string {
+	switch {
+	case strings.HasPrefix(topicName, "$SYS"):
+		return "$SYS topics are published by the broker only"
+	case strings.HasPrefix(topicName, "$share"):
+		return "$share is for shared subscriptions, not a topic"
+	}
+	return ""
 }
 
 // ackPublish sends PUBACK or PUBREC. A refused message is still

@@ -676,3 +676,25 @@ func TestMatchCacheBoundedBySize(t *testing.T) {
 		t.Fatal("a match larger than the bound was cached")
 	}
 }
+
+// TestPublishToShareRefused (nearby, same class as item 8): "$share/..."
+// names shared subscriptions, not a topic; Mosquitto refuses a PUBLISH or
+// will there, as it does for $SYS.
+func TestPublishToShareRefused(t *testing.T) {
+	b, addr := startBroker(t, nil)
+	c := connectOK(t, addr, packet.V5, "sharer")
+	c.send(&packet.Publish{QoS: 1, PacketID: 1, Retain: true, Topic: []byte("$share/g/t"), Payload: []byte("x")})
+	if a, ok := c.recv().(*packet.Ack); !ok || a.Code != packet.ErrNotAuthorized {
+		t.Fatalf("PUBLISH to $share/g/t: %+v, want PUBACK 0x87", a)
+	}
+	w := dialRaw(t, addr, packet.V311)
+	if ack := w.connect(&packet.Connect{ClientID: []byte("w"), CleanStart: true, WillFlag: true, WillRetain: true,
+		WillTopic: []byte("$share/g/w"), WillPayload: []byte("x")}); ack.Code != 0 {
+		t.Fatalf("CONNECT refused: %v", ack.Code)
+	}
+	w.nc.Close()
+	waitSessionGone(t, b, "w", 5*time.Second)
+	if n := b.retained.Len(); n != 0 {
+		t.Fatalf("%d retained messages on $share topics", n)
+	}
+}

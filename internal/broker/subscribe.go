@@ -2,7 +2,6 @@ package broker
 
 import (
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/mamori-mqtt/mamori/internal/packet"
@@ -343,10 +342,10 @@ type pendingWill struct {
 func (b *Broker) publishWill(w *pendingWill) {
 	m := w.msg
 	// The checks a PUBLISH gets, on the topic with the mount point as
-	// Mosquitto makes them: no client writes to $SYS, and the ACL in force
-	// now decides.
-	if strings.HasPrefix(m.Topic, "$SYS") {
-		b.log.Info("Will of " + w.info.ClientID + " to " + m.Topic + " not published: $SYS topics are published by the broker only")
+	// Mosquitto makes them: no client writes to $SYS or $share, and the
+	// ACL in force now decides.
+	if why := reservedTopic(m.Topic); why != "" {
+		b.log.Info("Will of " + w.info.ClientID + " to " + m.Topic + " not published: " + why)
 		return
 	}
 	if a := b.authFor(w.l); a != nil && !a.Authorize(&w.info, m.Topic, AccessWrite) {
