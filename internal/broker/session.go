@@ -239,11 +239,11 @@ func (s *session) mayRead(topicName string) bool {
 	return a == nil || a.Authorize(&s.info, topicName, AccessRead)
 }
 
-// purgeUnreadable drops queued (and, with inflight, in-flight) messages
-// that may read no longer allows, as Mosquitto does when a client
-// reconnects: the ACL may have changed (SIGHUP) or the client come back
-// under another user name. It returns how many it dropped. Caller holds
-// s.mu.
+// purgeUnreadable drops the queued (and, with inflight, in-flight)
+// messages whose topic may reports unreadable, as Mosquitto does when a
+// client reconnects: the ACL may have changed (SIGHUP) or the client come
+// back under another user name. It returns how many it dropped. Caller
+// holds s.mu.
 func (s *session) purgeUnreadable(may func(string) bool, inflight bool) int {
 	n := 0
 	if inflight {
