@@ -246,7 +246,7 @@ func (c *conn) sendPublish(topicName string, payload []byte, props *packet.Prope
 			p.Props.TopicAlias = newAlias
 		}
 	}
-	if c.clientMaxPkt > 0 && p.Size(c.version) > int(c.clientMaxPkt) {
+	if size := p.Size(c.version); c.clientMaxPkt > 0 && size > int(c.clientMaxPkt) || size > maxEncodable {
 		c.b.stats.MessagesDropped.Add(1)
 		return sendTooLarge
 	}
@@ -262,6 +262,13 @@ func (c *conn) sendPublish(topicName string, payload []byte, props *packet.Prope
 	c.b.stats.PublishSent.Add(1)
 	return sent
 }
+
+// maxEncodable is the largest packet MQTT can frame: a message received
+// at that size grows past it for some receivers (the mount point stripped
+// or not, MQTT 5 properties, a subscription identifier) and cannot be
+// sent to them — its remaining length would not fit the variable byte
+// integer.
+const maxEncodable = packet.MaxRemaining + 5
 
 // sendResult is what sendPublish did with a message.
 type sendResult int

@@ -698,3 +698,30 @@ func TestPublishToShareRefused(t *testing.T) {
 		t.Fatalf("%d retained messages on $share topics", n)
 	}
 }
+
+// TestOversizePublishNotFramed (nearby, same class as the mount point
+// wrap): a message received at MQTT 3's largest packet grows past what
+// MQTT can frame for an MQTT 5 receiver (its property length); it is
+// dropped for that receiver instead of being sent with a remaining length
+// that does not fit the variable byte integer.
+func TestOversizePublishNotFramed(t *testing.T) {
+	b, _ := newBroker(t, nil)
+	t.Cleanup(func() { b.Close() })
+	nc, peer := net.Pipe()
+	t.Cleanup(func() { nc.Close(); peer.Close() })
+	c := newConn(b, nc, &Listener{Name: "pipe"})
+	c.version = packet.V5
+	// Allocated, never written: the pages stay untouched unless copied.
+	payload := make([]byte, packet.MaxRemaining-3) // MQTT 3: 2+1+len = MaxRemaining
+	if res := c.sendPublish("t", payload, &noProps, 0, 0, false, false, 0, 0, false); res != sendTooLarge {
+		t.Fatalf("sendPublish: %v, want sendTooLarge", res)
+	}
+	if len(c.out) != 0 {
+		t.Fatalf("%d bytes framed for the MQTT 5 receiver", len(c.out))
+	}
+	c.version = packet.V311
+	p := packet.Publish{Topic: []byte("t"), Payload: payload}
+	if p.Size(packet.V311) > maxEncodable {
+		t.Fatal("the MQTT 3 form should fit")
+	}
+}

@@ -76,7 +76,7 @@ func (c *conn) sendShared(in *inbound, qos byte, id uint16, retain bool) sendRes
 		c.b.stats.MessagesDropped.Add(1)
 		return sendDropped
 	}
-	if c.clientMaxPkt > 0 && len(enc) > int(c.clientMaxPkt) {
+	if c.clientMaxPkt > 0 && len(enc) > int(c.clientMaxPkt) || len(enc) > maxEncodable {
 		c.b.stats.MessagesDropped.Add(1)
 		return sendTooLarge
 	}
