@@ -725,3 +725,36 @@ func TestOversizePublishNotFramed(t *testing.T) {
 		t.Fatal("the MQTT 3 form should fit")
 	}
 }
+
+// TestLongIdleSubscriberStillHoldsPublisherBack (item 7): a subscriber
+// that has been idle for long is not "stalled" — only one that owes
+// acknowledgements for maxHold is — so a burst to it still holds its
+// publisher back rather than losing acknowledged messages.
+func TestLongIdleSubscriberStillHoldsPublisherBack(t *testing.T) {
+	b, addr := startBroker(t, func(o *Options) { o.MaxQueuedMessages = 5; o.MaxInflightMessages = 2 })
+	sub := connectOK(t, addr, packet.V311, "idle")
+	sub.subscribe(1, "bp", 1)
+	b.mu.Lock()
+	s := b.sessions["idle"]
+	b.mu.Unlock()
+	s.mu.Lock()
+	s.lastAck = 0 // connected, and last acknowledged, long ago
+	s.mu.Unlock()
+	pub := connectOK(t, addr, packet.V311, "fast")
+	const n = 40
+	var burst []byte
+	for i := range n {
+		burst = (&packet.Publish{QoS: 1, PacketID: uint16(i + 1), Topic: []byte("bp"), Payload: []byte{byte(i)}}).Append(burst, packet.V311)
+	}
+	pub.sendRaw(burst)
+	for i := range n {
+		m := sub.recvPublish()
+		if int(m.Payload[0]) != i {
+			t.Fatalf("message %d arrived as %d", i, m.Payload[0])
+		}
+		sub.send(&packet.Ack{Kind: packet.PUBACK, PacketID: m.PacketID})
+	}
+	if d := b.Stats().MessagesDropped.Load(); d != 0 {
+		t.Fatalf("%d acknowledged messages were dropped", d)
+	}
+}

@@ -46,9 +46,10 @@ type session struct {
 	// space, when not nil, is closed once the queue has room again:
 	// publishers held back by a full queue wait on it.
 	space chan struct{}
-	// lastAck is when the client last completed an outbound message (or
-	// connected), UnixNano: a client that has taken nothing for maxHold
-	// is stalled, and holds no publisher back.
+	// lastAck is when the client last completed an outbound message, or
+	// connected, or was sent one with nothing in flight (UnixNano): a
+	// client that has taken nothing for maxHold since is stalled, and
+	// holds no publisher back.
 	lastAck int64
 
 	expireTimer *time.Timer
@@ -95,6 +96,11 @@ func (s *session) setSub(full string, o subOpts) {
 func (s *session) setInflight(om *outMsg) {
 	if s.inflight == nil {
 		s.inflight = make(map[uint16]*outMsg)
+	}
+	if len(s.inflight) == 0 {
+		// An idle client owes no acknowledgement: the time it may take
+		// before it counts as stalled starts now.
+		s.lastAck = time.Now().UnixNano()
 	}
 	s.inflight[om.id] = om
 }
