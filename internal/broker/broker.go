@@ -13,9 +13,11 @@ package broker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"runtime"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -441,3 +443,22 @@ func (b *Broker) Close() error {
 }
 
 func (b *Broker) nextSeq() uint64 { return b.seq.Add(1) }
+
+// guarded wraps the work of a timer (a delayed will, a session's expiry),
+// which runs outside any connection: a panic there — in an Auth, or in
+// routing the will — is recovered, logged and counted like a connection's,
+// instead of ending the process.
+func (b *Broker) guarded(what string, fn func()) func() {
+	return func() {
+		defer b.recoverIn(what)
+		fn()
+	}
+}
+
+// recoverIn, deferred, recovers a panic in what, logs and counts it.
+func (b *Broker) recoverIn(what string) {
+	if v := recover(); v != nil {
+		b.stats.Panics.Add(1)
+		b.log.Error("panic in "+what+"; recovered", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+	}
+}

@@ -160,7 +160,12 @@ func (c *conn) run() {
 		if parked {
 			return
 		}
-		c.cleanup()
+		// Past the recovery above: a panic in cleanup would end the
+		// process, and the connection would stay counted.
+		func() {
+			defer c.b.recoverIn("the cleanup of a connection")
+			c.cleanup()
+		}()
 		c.l.active.Add(-1)
 		c.b.wg.Done()
 	}()

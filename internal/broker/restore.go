@@ -52,7 +52,7 @@ func (b *Broker) restore() error {
 		b.sessions[s.id] = s
 		if s.expiry != neverExpires {
 			left := time.Duration(s.expiry)*time.Second - now.Sub(rec.Disconnected)
-			s.expireTimer = time.AfterFunc(max(left, 0), func() { b.endSession(s) })
+			s.expireTimer = time.AfterFunc(max(left, 0), b.guarded("session expiry", func() { b.endSession(s) }))
 		}
 	}
 	if maxSeq > b.seq.Load() {

@@ -758,3 +758,34 @@ func TestLongIdleSubscriberStillHoldsPublisherBack(t *testing.T) {
 		t.Fatalf("%d acknowledged messages were dropped", d)
 	}
 }
+
+// TestWillPanicContained (nearby, same class as the panicking read loop):
+// a will is published outside the read loop's recovery — in the
+// connection's cleanup, or by a timer after its delay. A panic there (in
+// an Auth) is recovered and counted; the broker goes on serving, and the
+// session still ends.
+func TestWillPanicContained(t *testing.T) {
+	b, addr := startBroker(t, func(o *Options) { o.Auth = topicPanicAuth{} })
+	now := dialRaw(t, addr, packet.V311)
+	if ack := now.connect(&packet.Connect{ClientID: []byte("now"), CleanStart: true, WillFlag: true,
+		WillTopic: []byte("boom"), WillPayload: []byte("x")}); ack.Code != 0 {
+		t.Fatalf("refused: %v", ack.Code)
+	}
+	now.nc.Close()
+	waitSessionGone(t, b, "now", 5*time.Second)
+	later, _ := v5Session(t, addr, "later", 10, func(p *packet.Connect) {
+		p.CleanStart = true
+		p.WillFlag, p.WillTopic, p.WillPayload = true, []byte("boom"), []byte("x")
+		p.WillProps.Set(packet.PropWillDelay)
+		p.WillProps.WillDelay = 1
+	})
+	later.nc.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for b.Stats().Panics.Load() < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d panics recovered, want 2", b.Stats().Panics.Load())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	connectOK(t, addr, packet.V311, "after").sync()
+}

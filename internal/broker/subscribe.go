@@ -274,7 +274,7 @@ func (b *Broker) detach(c *conn) {
 			s.mu.Lock()
 		} else {
 			s.will = will
-			s.willTimer = time.AfterFunc(time.Duration(delay)*time.Second, func() {
+			s.willTimer = time.AfterFunc(time.Duration(delay)*time.Second, b.guarded("delayed will", func() {
 				s.mu.Lock()
 				w := s.will
 				s.will = nil
@@ -282,7 +282,7 @@ func (b *Broker) detach(c *conn) {
 				if w != nil {
 					b.publishWill(w)
 				}
-			})
+			}))
 		}
 	}
 	if expiry == 0 || s.gone {
@@ -291,7 +291,7 @@ func (b *Broker) detach(c *conn) {
 		return
 	}
 	if expiry != neverExpires {
-		s.expireTimer = time.AfterFunc(time.Duration(expiry)*time.Second, func() { b.endSession(s) })
+		s.expireTimer = time.AfterFunc(time.Duration(expiry)*time.Second, b.guarded("session expiry", func() { b.endSession(s) }))
 	}
 	s.mu.Unlock()
 	b.saveSession(s)
@@ -340,6 +340,10 @@ type pendingWill struct {
 }
 
 func (b *Broker) publishWill(w *pendingWill) {
+	// Called from a connection's cleanup, timers and takeovers: a panic
+	// here (an Auth's) must not end the process or skip the rest of a
+	// session's end.
+	defer b.recoverIn("the will of " + w.info.ClientID)
 	m := w.msg
 	// The checks a PUBLISH gets, on the topic with the mount point as
 	// Mosquitto makes them: no client writes to $SYS or $share, and the
