@@ -1,7 +1,9 @@
 package broker
 
 import (
+	"fmt"
 	"net"
+	"runtime/debug"
 
 	"github.com/mamori-mqtt/mamori/internal/packet"
 )
@@ -51,6 +53,29 @@ func (c *conn) authz() Auth { return c.b.authFor(c.l) }
 func (c *conn) authorize(topicName string, acc Access) bool {
 	a := c.authz()
 	return a == nil || a.Authorize(&c.info, topicName, acc)
+}
+
+// authorizeLocked is authorize for callers that hold a session's lock
+// (deliveries, queues): see authorizeHeld.
+func (c *conn) authorizeLocked(topicName string, acc Access) bool {
+	a := c.authz()
+	return a == nil || c.b.authorizeHeld(a, &c.info, topicName, acc)
+}
+
+// authorizeHeld asks a while a session lock is held. A panic in a would
+// unwind past the lock and leave it held — the session, and soon the
+// broker, stuck — so it is recovered here and the access denied (fail
+// closed), logged and counted.
+func (b *Broker) authorizeHeld(a Auth, ci *ClientInfo, topicName string, acc Access) (ok bool) {
+	defer func() {
+		if v := recover(); v != nil {
+			b.stats.Panics.Add(1)
+			b.log.Error("panic in an ACL check; access denied", "client", ci.ClientID, "topic", topicName,
+				"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			ok = false
+		}
+	}()
+	return a.Authorize(ci, topicName, acc)
 }
 
 // DisconnectWhere disconnects every connected client for which match
@@ -137,7 +162,7 @@ func (b *Broker) recheckSession(s *session, a Auth, ci *ClientInfo) int {
 	}
 	var drop []string
 	for full := range s.subs {
-		if !a.Authorize(ci, subscribeCheckName(full), AccessSubscribe) {
+		if !b.authorizeHeld(a, ci, subscribeCheckName(full), AccessSubscribe) {
 			drop = append(drop, full)
 		}
 	}
@@ -146,7 +171,7 @@ func (b *Broker) recheckSession(s *session, a Auth, ci *ClientInfo) int {
 	}
 	// In-flight messages of a connected client were sent already; an
 	// offline client's are checked again when it returns.
-	purged := s.purgeUnreadable(func(t string) bool { return a.Authorize(ci, t, AccessRead) }, false)
+	purged := s.purgeUnreadable(func(t string) bool { return b.authorizeHeld(a, ci, t, AccessRead) }, false)
 	if len(drop) > 0 {
 		b.subs.UnsubscribeAll(s.id, drop)
 	}

@@ -351,7 +351,7 @@ func (b *Broker) deliver(from *conn, sub *subscription, in *inbound, shared bool
 	retain := sub.retainAsPublished && in.retain
 	s.mu.Lock()
 	c := s.conn
-	if c != nil && !c.authorize(in.topic, AccessRead) {
+	if c != nil && !c.authorizeLocked(in.topic, AccessRead) {
 		s.mu.Unlock()
 		return
 	}

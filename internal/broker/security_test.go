@@ -789,3 +789,37 @@ func TestWillPanicContained(t *testing.T) {
 	}
 	connectOK(t, addr, packet.V311, "after").sync()
 }
+
+// readPanicAuth panics when asked whether a client may read t/boom.
+type readPanicAuth struct{}
+
+func (readPanicAuth) Authenticate(*ClientInfo, []byte, bool) packet.ReasonCode { return packet.Success }
+
+func (readPanicAuth) Authorize(_ *ClientInfo, t string, acc Access) bool {
+	if t == "t/boom" && acc == AccessRead {
+		panic("test: read check boom")
+	}
+	return true
+}
+
+// TestReadACLPanicFailsClosed (nearby, same class as the panicking read
+// loop): the read check of a delivery runs under the subscriber's session
+// lock; a panic there once unwound past the lock and left it held, so the
+// subscriber — and the next CONNECT with its client id, under the broker's
+// lock — hung. Now the access is denied and everything goes on.
+func TestReadACLPanicFailsClosed(t *testing.T) {
+	b, addr := startBroker(t, func(o *Options) { o.Auth = readPanicAuth{} })
+	sub := connectOK(t, addr, packet.V311, "sub")
+	sub.subscribe(1, "t/#", 0)
+	pub := connectOK(t, addr, packet.V311, "pub")
+	pub.send(&packet.Publish{Topic: []byte("t/boom"), Payload: []byte("!")})
+	pub.send(&packet.Publish{Topic: []byte("t/ok"), Payload: []byte("ok")})
+	if m := sub.recvPublish(); string(m.Topic) != "t/ok" {
+		t.Fatalf("got %s", m.Topic)
+	}
+	if n := b.Stats().Panics.Load(); n != 1 {
+		t.Fatalf("%d panics counted, want 1", n)
+	}
+	again := connectOK(t, addr, packet.V311, "sub") // takes the session over
+	again.sync()
+}

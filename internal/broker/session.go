@@ -242,7 +242,7 @@ func (s *session) mayRead(topicName string) bool {
 		return true // restored, identity unknown: checked when it returns
 	}
 	a := s.b.authFor(s.l)
-	return a == nil || a.Authorize(&s.info, topicName, AccessRead)
+	return a == nil || s.b.authorizeHeld(a, &s.info, topicName, AccessRead)
 }
 
 // purgeUnreadable drops the queued (and, with inflight, in-flight)
@@ -317,7 +317,7 @@ func (s *session) pump(now time.Time) bool {
 		om := s.queue.pop()
 		moved = true
 		s.qBytes -= len(om.msg.Payload) + len(om.msg.Topic)
-		if om.msg.expired(now) || !c.authorize(om.msg.Topic, AccessRead) {
+		if om.msg.expired(now) || !c.authorizeLocked(om.msg.Topic, AccessRead) {
 			s.untrack(om)
 			continue
 		}

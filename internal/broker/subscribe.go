@@ -106,7 +106,7 @@ func (b *Broker) deliverOwned(from *conn, s *session, m *Message, qos byte, reta
 		s.mu.Unlock()
 		return
 	}
-	if !c.authorize(m.Topic, AccessRead) {
+	if !c.authorizeLocked(m.Topic, AccessRead) {
 		s.mu.Unlock()
 		return
 	}
@@ -233,7 +233,7 @@ func (b *Broker) start(c *conn) {
 	if s.conn == c {
 		// What was queued or left in flight while the client was away is
 		// checked against the rules in force and the client it now is.
-		s.purgeUnreadable(func(t string) bool { return c.authorize(t, AccessRead) }, true)
+		s.purgeUnreadable(func(t string) bool { return c.authorizeLocked(t, AccessRead) }, true)
 		s.resend(now)
 		s.wakeWaiters()
 		s.pump(now)
