@@ -297,7 +297,7 @@ func TestMountPointACL(t *testing.T) {
 
 // TestWillExpiryFromPublication (issue 20, item 10): a will's message
 // expiry interval counts from when the will is published. The will here
-// is published 4 s after the connection ends (will delay) and lives 3 s:
+// is published 7 s after the connection ends (will delay) and lives 6 s:
 // counted from CONNECT, as before, it was dead on arrival, and its
 // retained copy was gone for a subscriber arriving just after it.
 func TestWillExpiryFromPublication(t *testing.T) {
@@ -309,14 +309,14 @@ func TestWillExpiryFromPublication(t *testing.T) {
 	willy := startClient(t, "mosquitto_sub willy", nil, []string{"stdbuf", "-oL", "mosquitto_sub", "-h", b.host, "-p", port,
 		"-V", "5", "-i", "willy", "-c", "-x", "30", "-t", "idle", "-d",
 		"--will-topic", "will/willy", "--will-payload", "gone", "--will-qos", "1", "--will-retain",
-		"-D", "will", "will-delay-interval", "4", "-D", "will", "message-expiry-interval", "3"})
+		"-D", "will", "will-delay-interval", "7", "-D", "will", "message-expiry-interval", "6"})
 	willy.WaitLine("SUBACK")
 	willy.Stop(false) // SIGKILL: the will is due after its delay
 	watch.wait()
 	if !strings.Contains(watch.Stdout(), "will/willy gone") {
 		t.Fatalf("watcher got %q, want the will", watch.Stdout())
 	}
-	// Just published: its retained copy has most of its 3 s left.
+	// Just published: its retained copy has most of its 6 s left.
 	late, rc := runOut(t, "mosquitto_sub", "-h", b.host, "-p", port, "-V", "5", "-t", "will/willy", "-v", "-C", "1", "-W", "10")
 	if rc != 0 || strings.TrimSpace(late) != "will/willy gone" {
 		t.Fatalf("late subscriber: exit %d, %q; want the retained will", rc, late)
