@@ -205,6 +205,10 @@ type crlItem struct {
 	// revoked maps a serial number (big.Int.String) to its entry.
 	revoked map[string]x509.RevocationListEntry
 	loaded  time.Time
+	// issuer is the CA certificate whose signature on the CRL was
+	// verified when it was loaded (see verifyCRL); nil when there were no
+	// CAs to verify it with.
+	issuer *x509.Certificate
 
 	// sigOK caches the outcome of checking the CRL's signature against an
 	// issuer certificate, keyed by the issuer's DER.

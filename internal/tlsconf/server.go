@@ -1,6 +1,7 @@
 package tlsconf
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
@@ -468,11 +469,18 @@ func (s *Server) load(sp *spec, prev *state, strict bool) (*state, []error) {
 		key := "crlfile " + f.Path
 		old := prevCRLs[key]
 		sum, _ := fileDigest(f.Path)
-		if old != nil && sum == old.sum {
+		if old != nil && sum == old.sum && (old.issuer != nil || len(st.cas) == 0) {
 			st.crls = append(st.crls, old)
 			continue
 		}
 		it, err := loadCRLFile(f, now)
+		if err == nil {
+			// Checked before anything else looks at it: the number of a
+			// CRL whose signature is not the CA's means nothing.
+			if verr := st.verifyCRL(it); verr != nil {
+				err = fmt.Errorf("%s: crlfile %s: %w", f.Pos, f.Path, verr)
+			}
+		}
 		if err != nil {
 			fail(key, sum, err, old != nil)
 			if old != nil && !strict {
@@ -480,14 +488,14 @@ func (s *Server) load(sp *spec, prev *state, strict bool) (*state, []error) {
 			}
 			continue
 		}
-		if old != nil && olderCRL(it, old) {
+		if old != nil && old.issuer != nil && olderCRL(it, old) {
 			fail(key, sum, fmt.Errorf("%s: crlfile %s: this CRL (%s) is older than the one in use (%s); refusing to go back to an older CRL",
 				f.Pos, f.Path, it.describe(), old.describe()), true)
 			st.crls = append(st.crls, old)
 			continue
 		}
 		ok(key, old != nil, key+": "+it.describe())
-		s.checkCRL(it, st, now)
+		s.checkCRL(it, now)
 		st.crls = append(st.crls, it)
 	}
 	if len(errs) > 0 {
@@ -500,33 +508,68 @@ func (s *Server) load(sp *spec, prev *state, strict bool) (*state, []error) {
 	return st, nil
 }
 
-// olderCRL reports whether next carries a lower CRL number than cur: a
-// rollback, which would un-revoke certificates.
+// olderCRL reports whether next carries a lower CRL number than cur, both
+// from the same issuer and verified: a rollback, which would un-revoke
+// certificates.
 func olderCRL(next, cur *crlItem) bool {
+	if !bytes.Equal(next.crl.RawIssuer, cur.crl.RawIssuer) {
+		return false
+	}
 	if next.crl.Number != nil && cur.crl.Number != nil {
 		return next.crl.Number.Cmp(cur.crl.Number) < 0
 	}
 	return next.crl.ThisUpdate.Before(cur.crl.ThisUpdate)
 }
 
-// checkCRL warns about a CRL that is past its nextUpdate or whose issuer
-// is not among the CAs.
-func (s *Server) checkCRL(it *crlItem, st *state, now time.Time) {
-	if it.stale(now) {
-		s.warnStaleCRL(it, now)
+// verifyCRL checks that the CRL is signed by its issuer, found among the
+// CAs of cafile/capath or the CA certificates of a certfile chain that
+// lead to them, and remembers the issuer. A CRL that fails is never put
+// in service: anyone on the path of a plain-HTTP crl_url, or able to write
+// the file, could otherwise switch revocation off with an empty CRL.
+// Without cafile/capath no client certificate is verified, so CRLs are
+// not used and not checked.
+func (st *state) verifyCRL(it *crlItem) error {
+	if len(st.cas) == 0 {
+		return nil
 	}
+	var cands []*x509.Certificate
 	for _, ca := range st.cas {
 		for _, c := range ca.certs {
-			if string(c.RawSubject) == string(it.crl.RawIssuer) {
-				if !it.signedBy(c) {
-					s.log.Error(fmt.Sprintf("%s: %s: the CRL's signature does not verify with the CA %s; it revokes nothing until it does", s.name, it.source, subject(c)))
-				}
-				return
+			if bytes.Equal(c.RawSubject, it.crl.RawIssuer) {
+				cands = append(cands, c)
 			}
 		}
 	}
-	if len(st.cas) > 0 {
-		s.log.Warn(fmt.Sprintf("%s: %s: the CRL's issuer %s is not in cafile/capath; it applies only to client chains that include that issuer", s.name, it.source, it.crl.Issuer))
+	for _, c := range st.certs {
+		for _, der := range c.cert.Certificate[1:] {
+			ic, err := x509.ParseCertificate(der)
+			if err != nil || !ic.IsCA || !bytes.Equal(ic.RawSubject, it.crl.RawIssuer) || st.pool == nil {
+				continue
+			}
+			// An intermediate counts only if it leads to a trusted CA.
+			if _, err := ic.Verify(x509.VerifyOptions{Roots: st.pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err == nil {
+				cands = append(cands, ic)
+			}
+		}
+	}
+	for _, c := range cands {
+		if it.signedBy(c) {
+			it.issuer = c
+			return nil
+		}
+	}
+	if len(cands) == 0 {
+		return fmt.Errorf("cannot verify this CRL: its issuer %s is not in cafile/capath (nor a CA in a certfile chain); add the issuing CA's certificate to cafile — a CRL whose signature cannot be checked is not used",
+			it.crl.Issuer)
+	}
+	return fmt.Errorf("REJECTED: the CRL's signature does not verify with the CA %s that it names as issuer: it is forged or corrupt, and is not used",
+		subject(cands[0]))
+}
+
+// checkCRL warns about a CRL that is past its nextUpdate.
+func (s *Server) checkCRL(it *crlItem, now time.Time) {
+	if it.stale(now) {
+		s.warnStaleCRL(it, now)
 	}
 }
 

@@ -250,16 +250,19 @@ func (s *Server) fetchCRL(v config.Value, timeout time.Duration) bool {
 		return true
 	}
 	it, err := newCRLItem("crl_url "+v.Text, v.Pos, data, now)
+	if err == nil {
+		err = st.verifyCRL(it)
+	}
 	if err != nil {
 		s.log.Error(fmt.Sprintf("%s: crl_url %s (%s): %v; keeping the CRL in service", s.name, v.Text, v.Pos, err))
 		return false
 	}
-	if old != nil && olderCRL(it, old) {
+	if old != nil && old.issuer != nil && olderCRL(it, old) {
 		s.log.Error(fmt.Sprintf("%s: crl_url %s served CRL number %s, older than the one in use (%s); ignored", s.name, v.Text, it.crl.Number, old.crl.Number))
 		return false
 	}
 	s.log.Info(fmt.Sprintf("%s: loaded crl_url %s: %s", s.name, v.Text, it.describe()))
-	s.checkCRL(it, st, now)
+	s.checkCRL(it, now)
 	s.setURLCRL(v.Text, it)
 	return true
 }

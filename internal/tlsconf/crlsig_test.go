@@ -1,0 +1,116 @@
+package tlsconf
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
+	"math/big"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/mamori-mqtt/mamori/internal/tlsprobe/probetest"
+)
+
+// forgeCRL makes an empty CRL that names CA1 as its issuer, with the given
+// (huge) number, signed by a key that is not CA1's: what anyone on the
+// path of a plain-HTTP crl_url can serve.
+func forgeCRL(t *testing.T, p *probetest.PKI, number *big.Int) []byte {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fake := *p.Cert(t, "ca1.crt") // same subject, so the same RawIssuer
+	fake.PublicKey = key.Public()
+	fake.KeyUsage |= x509.KeyUsageCRLSign
+	if len(fake.SubjectKeyId) == 0 {
+		fake.SubjectKeyId = []byte{1, 2, 3, 4}
+	}
+	tmpl := &x509.RevocationList{Number: number, ThisUpdate: time.Now().Add(-time.Minute), NextUpdate: time.Now().Add(time.Hour)}
+	der, err := x509.CreateRevocationList(rand.Reader, tmpl, &fake, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: der})
+}
+
+// TestForgedCRLRejected (issue 20, item 4): a CRL whose signature is not
+// its issuer's never replaces the one in service, and its (huge) number
+// does not make the genuine CRLs that follow look older.
+func TestForgedCRLRejected(t *testing.T) {
+	p := probetest.NewPKI(t)
+	huge := new(big.Int).Lsh(big.NewInt(1), 100)
+	device1 := p.Cert(t, "device1.crt")
+
+	t.Run("crl_url", func(t *testing.T) {
+		var body atomic.Pointer[[]byte]
+		serve := func(b []byte) { body.Store(&b) }
+		serve(makeCRL(t, p, 1, time.Now().Add(time.Hour), device1))
+		hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write(*body.Load()) }))
+		defer hs.Close()
+		ts := startServer(t, parseListener(t, "certfile "+p.Path("server1.crt"), "keyfile "+p.Path("server1.key"),
+			"cafile "+p.Path("ca1.crt"), "require_certificate true", "crl_url "+hs.URL+"/ca1.crl", "crl_refresh_interval 1"), nil)
+		cfg := clientConfig(t, p, "mqtt.local", "device1.crt", "device1.key")
+		ts.log.waitLog(t, "number 1")
+		if _, err := dial(t, ts.addr, cfg); err == nil {
+			t.Fatal("revoked device1 accepted")
+		}
+
+		serve(forgeCRL(t, p, huge))
+		ts.log.waitLog(t, "REJECTED: the CRL's signature does not verify")
+		if _, err := dial(t, ts.addr, cfg); err == nil {
+			t.Fatal("revoked device1 accepted after a forged empty CRL was served")
+		}
+		if strings.Contains(ts.log.String(), huge.String()) {
+			t.Errorf("the forged CRL's number reached the log as if it were in service:\n%s", ts.log.String())
+		}
+
+		serve(makeCRL(t, p, 2, time.Now().Add(time.Hour), device1))
+		ts.log.waitLog(t, "loaded crl_url "+hs.URL+"/ca1.crl: issuer")
+		ts.log.waitLog(t, "number 2")
+		if _, err := dial(t, ts.addr, cfg); err == nil {
+			t.Fatal("revoked device1 accepted under the genuine CRL number 2")
+		}
+	})
+
+	t.Run("crlfile", func(t *testing.T) {
+		crl := filepath.Join(t.TempDir(), "ca1.crl")
+		writeFile(t, crl, makeCRL(t, p, 1, time.Now().Add(time.Hour), device1))
+		ts := startServer(t, parseListener(t, "certfile "+p.Path("server1.crt"), "keyfile "+p.Path("server1.key"),
+			"cafile "+p.Path("ca1.crt"), "require_certificate true", "crlfile "+crl), nil)
+		cfg := clientConfig(t, p, "mqtt.local", "device1.crt", "device1.key")
+		writeFile(t, crl, forgeCRL(t, p, huge))
+		ts.log.waitLog(t, "REJECTED: the CRL's signature does not verify")
+		ts.log.waitLog(t, "keeping the previous version in service")
+		if _, err := dial(t, ts.addr, cfg); err == nil {
+			t.Fatal("revoked device1 accepted after a forged empty crlfile")
+		}
+		writeFile(t, crl, makeCRL(t, p, 2, time.Now().Add(time.Hour), device1))
+		ts.log.waitLog(t, "number 2")
+		if _, err := dial(t, ts.addr, cfg); err == nil {
+			t.Fatal("revoked device1 accepted under the genuine CRL number 2")
+		}
+
+		// At start a forged crlfile, or one no configured CA can check,
+		// is an error naming the file and line.
+		writeFile(t, crl, forgeCRL(t, p, huge))
+		l := parseListener(t, "certfile "+p.Path("server1.crt"), "keyfile "+p.Path("server1.key"),
+			"cafile "+p.Path("ca1.crt"), "require_certificate true", "crlfile "+crl)
+		if _, err := New(Options{Listener: l}); err == nil || !strings.Contains(err.Error(), "test.conf:6: crlfile "+crl+": REJECTED") {
+			t.Errorf("a forged crlfile at start: %v", err)
+		}
+		writeFile(t, crl, makeCRL(t, p, 3, time.Now().Add(time.Hour)))
+		l = parseListener(t, "certfile "+p.Path("server1.crt"), "keyfile "+p.Path("server1.key"),
+			"cafile "+p.Path("ca2.crt"), "require_certificate true", "crlfile "+crl)
+		if _, err := New(Options{Listener: l}); err == nil || !strings.Contains(err.Error(), "cannot verify this CRL: its issuer") {
+			t.Errorf("a CRL of a CA not in cafile at start: %v", err)
+		}
+	})
+}
