@@ -98,7 +98,10 @@ func TestIssueVerifiesWithOpenSSL(t *testing.T) {
 			}
 			mustMode(t, srv.KeyFile, 0o600)
 			mustMode(t, filepath.Join(dir, RootKeyFile), 0o600)
-			mustMode(t, dir, 0o700)
+			mustMode(t, dir, 0o755)
+			mustMode(t, filepath.Join(dir, IssuedDir), 0o755)
+			mustMode(t, filepath.Join(dir, CRLFile), 0o644)
+			mustMode(t, filepath.Join(dir, RootCertFile), 0o644)
 			if _, err := LoadKeyPair(srv.ChainFile, srv.KeyFile, nil); err != nil {
 				t.Errorf("LoadKeyPair of issued files: %v", err)
 			}

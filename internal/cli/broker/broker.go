@@ -206,6 +206,21 @@ func (s *server) run(status *daemonStatus) int {
 		log.Error(fmt.Sprintf("Error: %v", err))
 		return 3
 	}
+	du, warning, err := lookupDropUser(s.cfg.User, s.cfg.User == config.DefaultUser)
+	if err != nil {
+		log.Error("Error: " + err.Error())
+		return 1
+	}
+	if du != nil {
+		// Everything the broker reads again later (SIGHUP, a changed
+		// certificate or CRL) it reads as that user: a file only root can
+		// read would fail then, and revocation or a removed password would
+		// silently stop applying. Refuse now, naming the file.
+		if err := s.checkRereadable(du, out); err != nil {
+			log.Error("Error: " + err.Error())
+			return 3
+		}
+	}
 	opts := brokerOptions(s.cfg, log)
 	b, err := broker.New(opts)
 	if err != nil {
@@ -249,8 +264,7 @@ func (s *server) run(status *daemonStatus) int {
 		}
 		defer os.Remove(s.cfg.PIDFile.Path)
 	}
-	warning, err := dropPrivileges(s.cfg.User, s.cfg.User == config.DefaultUser)
-	if err != nil {
+	if err := du.drop(); err != nil {
 		log.Error("Error: " + err.Error())
 		s.closeAll()
 		return 1
