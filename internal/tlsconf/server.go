@@ -106,7 +106,7 @@ type Server struct {
 	mu sync.Mutex
 	// bad remembers, per item, the content that last failed to load, so a
 	// broken file is reported once and not on every event.
-	bad map[string]digest
+	bad map[string]badLoad
 
 	ctx     context.Context
 	cancel  context.CancelFunc
@@ -120,6 +120,12 @@ type Server struct {
 	// watchReady is closed once the directories are watched (or watching
 	// failed), so tests know when a file change will be seen.
 	watchReady chan struct{}
+}
+
+// badLoad is an item's content that failed to load, and why.
+type badLoad struct {
+	sum digest
+	err string
 }
 
 // spec is what a listener's options ask for, checked.
@@ -180,7 +186,7 @@ func New(o Options) (*Server, error) {
 		o.Now = time.Now
 	}
 	s := &Server{o: o, log: o.Log, name: o.Listener.String(), stats: newStats(),
-		http: o.HTTPClient, bad: map[string]digest{}, resync: make(chan struct{}, 1),
+		http: o.HTTPClient, bad: map[string]badLoad{}, resync: make(chan struct{}, 1),
 		resyncOCSP: make(chan struct{}, 1),
 		watchReady: make(chan struct{})}
 	if s.http == nil {
@@ -306,8 +312,13 @@ func (st *state) getCertificate(h *tls.ClientHelloInfo) (*tls.Certificate, error
 	return st.certs[0].cert, nil
 }
 
-// certsChanged asks the OCSP loop to fetch staples for new certificates.
-func (s *Server) certsChanged() {
+// certsChanged asks the OCSP loop to fetch staples for new certificates,
+// when the certificates of prev and next differ: a reload that changed
+// nothing, or only CRLs, asks the responders nothing.
+func (s *Server) certsChanged(prev, next *state) {
+	if prev != nil && slices.Equal(prev.certs, next.certs) {
+		return
+	}
 	select {
 	case s.resyncOCSP <- struct{}{}:
 	default:
@@ -373,10 +384,15 @@ func (s *Server) load(sp *spec, prev *state, strict bool) (*state, []error) {
 			errs = append(errs, err)
 			return
 		}
-		if s.bad[key] == sum && sum != (digest{}) {
+		// The same content failing the same way is reported once, also
+		// when the file cannot be read at all (no content, zero digest):
+		// a log file in the watched directory must not turn each report
+		// into the event that triggers the next.
+		seen := badLoad{sum: sum, err: err.Error()}
+		if s.bad[key] == seen {
 			return
 		}
-		s.bad[key] = sum
+		s.bad[key] = seen
 		s.log.Error(fmt.Sprintf("%s: %v; keeping the previous version in service", s.name, err))
 	}
 	ok := func(key string, old bool, what string) {
@@ -594,7 +610,7 @@ func (s *Server) Reload() {
 		return
 	}
 	s.state.Store(st)
-	s.certsChanged()
+	s.certsChanged(prev, st)
 	s.mu.Unlock()
 	if crlsChanged(prev, st) {
 		s.closeRevoked()
@@ -637,7 +653,7 @@ func (s *Server) Apply(l *config.Listener) error {
 	}
 	s.buildConfigs(st)
 	s.state.Store(st)
-	s.certsChanged()
+	s.certsChanged(prev, st)
 	s.mu.Unlock()
 	select {
 	case s.resync <- struct{}{}:
@@ -683,7 +699,6 @@ func (s *Server) setURLCRL(url string, it *crlItem) {
 	st.urlCRLs[url] = it
 	s.buildConfigs(&st)
 	s.state.Store(&st)
-	s.certsChanged()
 	s.mu.Unlock()
 	s.closeRevoked()
 }

@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -73,19 +75,85 @@ func (s *Server) Close() error {
 	return nil
 }
 
-// watchDirs lists the directories to watch: each file's own directory and,
-// for a symlink, its target's, so that both an atomic rename next to the
-// file and a swap of the link (as Kubernetes and certbot do) are seen.
-func (s *Server) watchDirs() []string {
+// maxReloadDelay bounds how long file events can postpone a reload: a
+// file written several times a second (a log, a subscriber's output) must
+// not hold back a new CRL indefinitely.
+const maxReloadDelay = time.Second
+
+// watchSet is what the watcher looks at: the directories to watch, the
+// paths in them whose events count, and the directories (capath) in which
+// every entry counts.
+type watchSet struct {
+	dirs  []string
+	names map[string]bool
+	trees map[string]bool
+}
+
+// relevant reports whether an event on path concerns a watched file.
+func (ws *watchSet) relevant(path string) bool {
+	p := filepath.Clean(path)
+	return ws.names[p] || ws.trees[p] || ws.trees[filepath.Dir(p)]
+}
+
+// linkChain lists the paths whose change changes what path resolves to:
+// path itself, every symbolic link met while resolving it (the file, or a
+// directory on the way, such as Kubernetes' "..data"), and the final
+// target. At most 40 links are followed, as the kernel does.
+func linkChain(path string) []string {
+	cur, err := filepath.Abs(path)
+	if err != nil {
+		return []string{filepath.Clean(path)}
+	}
+	out := []string{cur}
+	for range 40 {
+		// Find the first component of cur that is a symbolic link.
+		parts := strings.Split(strings.TrimPrefix(cur, string(filepath.Separator)), string(filepath.Separator))
+		link, rest := "", ""
+		prefix := string(filepath.Separator)
+		for k, part := range parts {
+			prefix = filepath.Join(prefix, part)
+			fi, err := os.Lstat(prefix)
+			if err != nil {
+				return out
+			}
+			if fi.Mode()&os.ModeSymlink != 0 {
+				link, rest = prefix, filepath.Join(parts[k+1:]...)
+				break
+			}
+		}
+		if link == "" {
+			return out
+		}
+		target, err := os.Readlink(link)
+		if err != nil {
+			return out
+		}
+		if !filepath.IsAbs(target) {
+			target = filepath.Join(filepath.Dir(link), target)
+		}
+		cur = filepath.Join(target, rest)
+		out = append(out, link, cur)
+	}
+	return out
+}
+
+// watchSet lists what to watch for the current options: each file's own
+// directory and, along its chain of symbolic links, each link's and the
+// target's, so that both an atomic rename next to the file and a swap of
+// a link (as Kubernetes and certbot do) are seen; only events on those
+// names count, so a busy neighbour in the same directory (a log file,
+// the broker's own) neither postpones nor triggers reloads.
+func (s *Server) watchSet() *watchSet {
 	t := &s.state.Load().spec.l.TLS
-	set := map[string]bool{}
+	ws := &watchSet{names: map[string]bool{}, trees: map[string]bool{}}
+	dirs := map[string]bool{}
 	add := func(p string) {
 		if p == "" {
 			return
 		}
-		set[filepath.Dir(filepath.Clean(p))] = true
-		if r, err := filepath.EvalSymlinks(p); err == nil {
-			set[filepath.Dir(r)] = true
+		for _, q := range linkChain(p) {
+			ws.names[q] = true
+			dirs[filepath.Dir(q)] = true
 		}
 	}
 	for _, ck := range t.Certs {
@@ -97,23 +165,26 @@ func (s *Server) watchDirs() []string {
 		add(f.Path)
 	}
 	if t.CAPath.IsSet() {
-		set[filepath.Clean(t.CAPath.Path)] = true
 		add(t.CAPath.Path)
+		for _, q := range linkChain(t.CAPath.Path) {
+			ws.trees[q] = true
+			dirs[q] = true
+		}
 		if r, err := filepath.EvalSymlinks(t.CAPath.Path); err == nil {
-			set[r] = true
+			ws.trees[r] = true
+			dirs[r] = true
 		}
 	}
-	dirs := make([]string, 0, len(set))
-	for d := range set {
-		dirs = append(dirs, d)
+	for d := range dirs {
+		ws.dirs = append(ws.dirs, d)
 	}
-	sort.Strings(dirs)
-	return dirs
+	sort.Strings(ws.dirs)
+	return ws
 }
 
-// watchLoop reloads after file events have been quiet for Debounce. Any
-// event in a watched directory counts, because a symlink swap changes a
-// name other than the file's; Reload then loads only what really changed.
+// watchLoop reloads once events on the watched files have been quiet for
+// Debounce, or maxReloadDelay after the first one, whichever comes first;
+// Reload then loads only what really changed.
 func (s *Server) watchLoop(resync <-chan struct{}) {
 	defer s.wg.Done()
 	w, err := fsnotify.NewWatcher()
@@ -124,15 +195,17 @@ func (s *Server) watchLoop(resync <-chan struct{}) {
 	}
 	defer w.Close()
 	watched := map[string]bool{}
+	var ws *watchSet
 	sync := func() {
+		ws = s.watchSet()
 		want := map[string]bool{}
-		for _, d := range s.watchDirs() {
+		for _, d := range ws.dirs {
 			want[d] = true
 			if watched[d] {
 				continue
 			}
 			if err := w.Add(d); err != nil {
-				s.log.Warn(fmt.Sprintf("%s: cannot watch %s (%v); changes there need SIGHUP", s.name, d, err))
+				s.warnOnce("watch "+d, fmt.Sprintf("%s: cannot watch %s (%v); changes there need SIGHUP", s.name, d, err))
 				continue
 			}
 			watched[d] = true
@@ -148,22 +221,28 @@ func (s *Server) watchLoop(resync <-chan struct{}) {
 	close(s.watchReady)
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
+	var first time.Time // of the events not yet reloaded; zero when none
 	for {
 		select {
 		case ev, ok := <-w.Events:
 			if !ok {
 				return
 			}
-			if ev.Op == fsnotify.Chmod {
+			if ev.Op == fsnotify.Chmod || !ws.relevant(ev.Name) {
 				continue
 			}
-			timer.Reset(s.o.Debounce)
+			now := time.Now()
+			if first.IsZero() {
+				first = now
+			}
+			timer.Reset(min(s.o.Debounce, max(0, first.Add(maxReloadDelay).Sub(now))))
 		case err, ok := <-w.Errors:
 			if !ok {
 				return
 			}
 			s.log.Warn(fmt.Sprintf("%s: file watching: %v", s.name, err))
 		case <-timer.C:
+			first = time.Time{}
 			s.Reload()
 			// A directory that was missing may exist now, and a symlink
 			// may point somewhere new.
