@@ -167,3 +167,57 @@ func TestRereadableFilesAfterDrop(t *testing.T) {
 		b.WaitLine(": revoked: client certificate CN=dev1")
 	})
 }
+
+// TestUnixSocketAfterDrop (issue 20, low): a broker that drops to its
+// `user` can no longer remove its unix socket at exit when the socket's
+// directory is root's. It says so at start and at exit, instead of
+// silently leaving the file behind; the next start removes the stale
+// socket and runs.
+func TestUnixSocketAfterDrop(t *testing.T) {
+	brokertest.RequireTools(t, "mosquitto_pub")
+	u := unprivileged(t)
+	dir := openDir(t) // root's, 0755: searchable, not writable by u
+	sock := filepath.Join(dir, "mqtt.sock")
+	conf := func(port int) string {
+		return fmt.Sprintf("user %s\nlistener %d 127.0.0.1\nlistener 0 %s\nallow_anonymous true\n", u.Username, port, sock)
+	}
+	b := brokertest.StartBroker(t, brokertest.BrokerConfig{Bin: mamoriBin, Dir: dir, Conf: conf})
+	b.WaitLine("Warning: unix socket " + sock + `: the broker runs as "` + u.Username + `" and will not be able to remove it at exit`)
+	mosquittoPub(t, "--unix", sock, "-t", "u/drop", "-m", "over the socket")
+	b.Stop(true)
+	if err := b.Wait(); err != nil {
+		t.Fatalf("broker exit: %v", err)
+	}
+	if !b.HasLine("Warning: cannot remove the unix socket " + sock + " at exit") {
+		t.Errorf("the broker left its socket behind without saying so:\n%s", b.Output())
+	}
+	if _, err := os.Lstat(sock); err != nil {
+		t.Fatalf("the socket file should still be there (only root can remove it): %v", err)
+	}
+
+	// As root, with a directory the user may write, nothing is left.
+	if err := os.Chown(dir, mustAtoi(t, u.Uid), -1); err != nil {
+		t.Fatal(err)
+	}
+	b2 := brokertest.StartBroker(t, brokertest.BrokerConfig{Bin: mamoriBin, Dir: dir, Conf: conf})
+	mosquittoPub(t, "--unix", sock, "-t", "u/drop", "-m", "again")
+	b2.Stop(true)
+	if err := b2.Wait(); err != nil {
+		t.Fatalf("broker exit: %v", err)
+	}
+	if b2.HasLine("remove the unix socket") || b2.HasLine("will not be able to remove") {
+		t.Errorf("warned although the user may remove the socket:\n%s", b2.Output())
+	}
+	if _, err := os.Lstat(sock); err == nil {
+		t.Error("the socket file was left behind")
+	}
+}
+
+func mustAtoi(t *testing.T, s string) int {
+	t.Helper()
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}

@@ -5,11 +5,14 @@ package broker
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"os/signal"
 	"runtime"
 	"runtime/pprof"
@@ -232,7 +235,7 @@ func (s *server) run(status *daemonStatus) int {
 	if err := s.openListeners(auths); err != nil {
 		log.Error("Error: " + err.Error())
 		for _, r := range s.listeners {
-			r.close()
+			r.close(nil)
 		}
 		b.Close()
 		return 1
@@ -262,7 +265,11 @@ func (s *server) run(status *daemonStatus) int {
 			s.closeAll()
 			return 1
 		}
-		defer os.Remove(s.cfg.PIDFile.Path)
+		defer func() {
+			if err := os.Remove(s.cfg.PIDFile.Path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				log.Warn(fmt.Sprintf("Warning: cannot remove pid_file %s at exit (%v): its directory must be writable by the user the broker runs as", s.cfg.PIDFile.Path, err))
+			}
+		}()
 	}
 	if err := du.drop(); err != nil {
 		log.Error("Error: " + err.Error())
@@ -271,6 +278,9 @@ func (s *server) run(status *daemonStatus) int {
 	}
 	if warning != "" {
 		log.Warn(warning)
+	}
+	if du != nil {
+		s.warnUnremovable(du)
 	}
 
 	pubCtx, stopPub := context.WithCancel(context.Background())
@@ -416,7 +426,7 @@ func (s *server) closeAll() {
 	}
 	s.b.Close()
 	for _, r := range s.listeners {
-		r.close()
+		r.close(s.log)
 		if r.ws != nil {
 			r.ws.Wait()
 		}
@@ -425,12 +435,52 @@ func (s *server) closeAll() {
 }
 
 // close closes the listener's sockets (Serve may have done so already).
-func (r *running) close() {
+// Closing a unix socket listener removes its file; when that fails — the
+// broker dropped its privileges and may not write the socket's directory
+// any more — it is said, since the file stays behind (the next start
+// removes it).
+func (r *running) close(log *slog.Logger) {
 	for _, ln := range r.lns {
 		ln.Close()
 	}
 	if r.tls != nil {
 		r.tls.Close()
+	}
+	if p := r.cfg.UnixPath; p != "" && log != nil {
+		if fi, err := os.Lstat(p); err == nil && fi.Mode()&fs.ModeSocket != 0 {
+			if err := os.Remove(p); err != nil {
+				log.Warn(fmt.Sprintf("Warning: cannot remove the unix socket %s at exit (%v); the next start removes it. Give the broker's user write access to %s, or set `user root`", p, err, filepath.Dir(p)))
+			}
+		}
+	}
+}
+
+// warnUnremovable says at start, once the broker runs as du, which unix
+// socket files it will not be able to remove at exit: removing a file
+// needs write and search permission on its directory and, in a sticky
+// directory such as /tmp, ownership of the file or the directory.
+func (s *server) warnUnremovable(du *dropUser) {
+	for _, r := range s.listeners {
+		p := r.cfg.UnixPath
+		if p == "" {
+			continue
+		}
+		dir := filepath.Dir(p)
+		why := ""
+		if err := syscall.Access(dir, 2|1); err != nil { // W_OK|X_OK, as the user the process now is
+			why = fmt.Sprintf("%s is not writable by %q", dir, du.name)
+		} else if fi, err := os.Stat(dir); err == nil && fi.Mode()&fs.ModeSticky != 0 {
+			dst, dok := fi.Sys().(*syscall.Stat_t)
+			sfi, err := os.Lstat(p)
+			if err == nil && dok {
+				if sst, ok := sfi.Sys().(*syscall.Stat_t); ok && int(sst.Uid) != du.uid && int(dst.Uid) != du.uid {
+					why = fmt.Sprintf("%s is sticky and the socket belongs to uid %d", dir, sst.Uid)
+				}
+			}
+		}
+		if why != "" {
+			s.log.Warn(fmt.Sprintf("Warning: unix socket %s: the broker runs as %q and will not be able to remove it at exit (%s); the next start removes it", p, du.name, why))
+		}
 	}
 }
 
