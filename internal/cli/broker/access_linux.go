@@ -70,11 +70,11 @@ func tryOpen(f rereadFile) error {
 		return err
 	}
 	defer fh.Close()
-	if !f.dir {
+	if !f.dir && !f.list {
 		return nil
 	}
 	names, err := fh.Readdirnames(-1)
-	if err != nil {
+	if err != nil || f.list {
 		return err
 	}
 	for _, n := range names {

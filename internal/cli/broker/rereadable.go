@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os/user"
+	"path/filepath"
 	"strconv"
 
 	"github.com/mamori-mqtt/mamori/internal/config"
@@ -16,6 +17,7 @@ type rereadFile struct {
 	path   string
 	pos    config.Pos // zero for the configuration files themselves
 	dir    bool       // capath: the directory and every file in it
+	list   bool       // include_dir: the directory's listing
 	write  bool       // the log file, reopened for appending on SIGHUP
 }
 
@@ -34,8 +36,16 @@ func rereadFiles(cfg *config.Config) []rereadFile {
 		seen[option+"\x00"+f.Path] = true
 		out = append(out, rereadFile{option: option, path: f.Path, pos: f.Pos, dir: dir, write: write})
 	}
-	for _, f := range cfg.Files {
+	for i, f := range cfg.Files {
 		add("configuration file", config.File{Path: f}, false, false)
+		if i > 0 {
+			// Included: its include_dir is listed again on SIGHUP.
+			d := filepath.Dir(f)
+			if !seen["include_dir\x00"+d] {
+				seen["include_dir\x00"+d] = true
+				out = append(out, rereadFile{option: "include_dir", path: d, list: true})
+			}
+		}
 	}
 	secs := []*config.Security{cfg.SecurityFor(nil)}
 	for _, l := range cfg.Listeners {
@@ -93,7 +103,7 @@ func (s *server) checkRereadable(du *dropUser, out *logOutput) error {
 		switch {
 		case f.write:
 			verb, fix = "write", fmt.Sprintf("chown %s %s", du.name, f.path)
-		case f.dir:
+		case f.dir || f.list:
 			fix = fmt.Sprintf("chgrp -R %s %s && chmod -R g+rX %s", groupName(du), f.path, f.path)
 		}
 		errs = append(errs, fmt.Errorf("%s: user %q cannot %s it (%v); the broker runs as %q once started (the `user` option), and could not %s it again on SIGHUP or when it changes, which would leave the old version in force. Fix: %s, with g+x or o+x on the directories above it; or set `user root`",
