@@ -8,10 +8,12 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 )
 
 // Handshake failure reasons, the keys of Stats.Failures.
@@ -131,11 +133,63 @@ func (s *Server) handshakeFailed(tc *tls.Conn, err error) {
 	if reason == ReasonClosed && s.ctx.Err() != nil {
 		return // the listener is closing
 	}
+	switch s.failLog.allow(addrKey(tc.RemoteAddr()), time.Now()) {
+	case logQuiet:
+		return
+	case logLast:
+		s.log.Warn(fmt.Sprintf("%s: TLS handshakes from %s keep failing: more than %d in a minute; the rest of this minute's failures from there are counted but not logged",
+			s.name, addrString(addrKey(tc.RemoteAddr())), failLogPerMinute))
+		return
+	}
 	sni := "no SNI"
 	if n := tc.ConnectionState().ServerName; n != "" {
 		sni = fmt.Sprintf("SNI %q", n)
 	}
 	s.log.Warn(fmt.Sprintf("%s: TLS handshake failed: client %s, %s: %s: %s", s.name, tc.RemoteAddr(), sni, reason, why))
+}
+
+// failLogPerMinute is how many failed handshakes from one address are
+// logged per minute; each takes a line, so a client that connects in a
+// loop and sends garbage would otherwise fill the disk.
+const failLogPerMinute = 10
+
+// failLogMaxAddrs bounds the addresses remembered per minute; past it,
+// failures from addresses not yet seen that minute are only counted.
+const failLogMaxAddrs = 4096
+
+type logVerdict int
+
+const (
+	logIt    logVerdict = iota
+	logLast             // the line that says the rest is not logged
+	logQuiet            // counted only
+)
+
+// failLimiter rations handshake-failure log lines per address and minute.
+type failLimiter struct {
+	mu     sync.Mutex
+	window time.Time
+	n      map[netip.Prefix]int
+}
+
+func (f *failLimiter) allow(key netip.Prefix, now time.Time) logVerdict {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.n == nil || now.Sub(f.window) >= time.Minute || now.Before(f.window) {
+		f.window, f.n = now, map[netip.Prefix]int{}
+	}
+	c, seen := f.n[key]
+	if !seen && len(f.n) >= failLogMaxAddrs {
+		return logQuiet
+	}
+	f.n[key] = c + 1
+	switch {
+	case c < failLogPerMinute:
+		return logIt
+	case c == failLogPerMinute:
+		return logLast
+	}
+	return logQuiet
 }
 
 // Limits on handshakes in progress. A handshake holds a goroutine and a

@@ -2,8 +2,13 @@ package tlsconf
 
 import (
 	"context"
+	"io"
 	"net"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/mamori-mqtt/mamori/internal/tlsprobe/probetest"
 )
 
 // TestPendingHandshakeLimits (issue 20, item 3): a new handshake is never
@@ -56,5 +61,45 @@ func TestPendingHandshakeLimits(t *testing.T) {
 	}
 	if total, _ := p.count(addr("192.0.2.1")); total != 5 {
 		t.Fatalf("pending %d, want 5", total)
+	}
+}
+
+// TestHandshakeFailureLogBounded (issue 20, same class as item 3): a
+// client that connects in a loop and sends garbage gets its failures
+// counted, every one, but logged only failLogPerMinute times a minute, with
+// one line saying the rest is not logged; another address is still logged.
+func TestHandshakeFailureLogBounded(t *testing.T) {
+	p := probetest.NewPKI(t)
+	ts := startServer(t, parseListener(t, "certfile "+p.Path("server1.crt"), "keyfile "+p.Path("server1.key")), nil)
+	send := func(from string) {
+		d := &net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
+		c, err := d.Dial("tcp", ts.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		_, _ = c.Write([]byte("GET / HTTP/1.0\r\n\r\n"))
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		_, _ = io.Copy(io.Discard, c) // until the server closes it
+	}
+	const n = 3 * failLogPerMinute
+	for range n {
+		send("127.0.0.1")
+	}
+	send("127.0.0.2")
+	deadline := time.Now().Add(10 * time.Second)
+	for ts.Stats().Failures[ReasonNotTLS].Load() < n+1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d failures counted, want %d", ts.Stats().Failures[ReasonNotTLS].Load(), n+1)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	ts.log.waitLog(t, "client 127.0.0.2:")
+	logText := ts.log.String()
+	if got := strings.Count(logText, "TLS handshake failed: client 127.0.0.1:"); got != failLogPerMinute {
+		t.Errorf("%d failures from 127.0.0.1 logged, want %d", got, failLogPerMinute)
+	}
+	if got := strings.Count(logText, "TLS handshakes from 127.0.0.1 keep failing"); got != 1 {
+		t.Errorf("the flood was announced %d times, want once", got)
 	}
 }

@@ -117,6 +117,7 @@ type Server struct {
 	staples    staples       // OCSP responses (ocsp_stapling)
 	resyncOCSP chan struct{} // certificates changed: fetch their staples
 	warned     sync.Map      // messages already logged once
+	failLog    failLimiter   // rations handshake-failure lines per address
 	// watchReady is closed once the directories are watched (or watching
 	// failed), so tests know when a file change will be seen.
 	watchReady chan struct{}
