@@ -214,16 +214,6 @@ func (s *server) run(status *daemonStatus) int {
 		log.Error("Error: " + err.Error())
 		return 1
 	}
-	if du != nil {
-		// Everything the broker reads again later (SIGHUP, a changed
-		// certificate or CRL) it reads as that user: a file only root can
-		// read would fail then, and revocation or a removed password would
-		// silently stop applying. Refuse now, naming the file.
-		if err := s.checkRereadable(du, out); err != nil {
-			log.Error("Error: " + err.Error())
-			return 3
-		}
-	}
 	opts := brokerOptions(s.cfg, log)
 	b, err := broker.New(opts)
 	if err != nil {
@@ -239,6 +229,18 @@ func (s *server) run(status *daemonStatus) int {
 		}
 		b.Close()
 		return 1
+	}
+	if du != nil {
+		// Everything the broker reads again later (SIGHUP, a changed
+		// certificate or CRL) it reads as that user: a file only root can
+		// read would fail then, and revocation or a removed password would
+		// silently stop applying. Refuse now, naming the file; after the
+		// listeners loaded, so that a broken file is reported as such.
+		if err := s.checkRereadable(du, out); err != nil {
+			log.Error("Error: " + err.Error())
+			s.closeAll()
+			return 3
+		}
 	}
 	if s.cfg.Persistence.Enabled {
 		log.Warn("persistence: mamori does not save its state to disk yet; retained messages and persistent sessions are kept in memory and lost on restart")
