@@ -324,6 +324,7 @@ func (c *CA) issue(req IssueRequest, csr *x509.CertificateRequest, pub crypto.Pu
 		if err := os.MkdirAll(issued, 0o755); err != nil {
 			return err
 		}
+		openLegacyDir(issued)
 		rel := func(suffix string) string { return filepath.Join(IssuedDir, req.Name+suffix) }
 		out = &Issued{Certificate: cert, Chain: []*x509.Certificate{cert}}
 		if c.idx.Intermediate {
