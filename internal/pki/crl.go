@@ -117,6 +117,7 @@ func (c *CA) WriteCRL(validity time.Duration) (*CRLResult, error) {
 	if _, err := c.unlockKey(); err != nil {
 		return nil, err
 	}
+	openLegacyDir(c.dir)
 	var res *CRLResult
 	err := c.update(func(idx *index) error {
 		var err error
@@ -133,7 +134,6 @@ func (c *CA) writeCRL(idx *index, validity time.Duration) (*CRLResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	openLegacyDir(c.dir)
 	path := filepath.Join(c.dir, CRLFile)
 	// The number must grow even if index.json was restored from a backup
 	// older than the CRL already published: take the larger of the two.

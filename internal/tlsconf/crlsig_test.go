@@ -6,9 +6,11 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -113,4 +115,48 @@ func TestForgedCRLRejected(t *testing.T) {
 			t.Errorf("a CRL of a CA not in cafile at start: %v", err)
 		}
 	})
+}
+
+// TestCARemovedClosesConnections (issue 20, same class as items 4 and 5):
+// taking a CA out of cafile must not leave the clients it certified
+// connected, as a new CRL does not: both are how trust is withdrawn.
+func TestCARemovedClosesConnections(t *testing.T) {
+	p := probetest.NewPKI(t)
+	dir := t.TempDir()
+	cafile := filepath.Join(dir, "ca.crt")
+	both := append(append([]byte{}, mustReadFile(t, p.Path("ca1.crt"))...), mustReadFile(t, p.Path("ca2.crt"))...)
+	writeFile(t, cafile, both)
+	ts := startServer(t, parseListener(t, "certfile "+p.Path("server1.crt"), "keyfile "+p.Path("server1.key"),
+		"cafile "+cafile, "require_certificate true"), nil)
+	dev1, err := dial(t, ts.addr, clientConfig(t, p, "mqtt.local", "device1.crt", "device1.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev2, err := dial(t, ts.addr, clientConfig(t, p, "mqtt.local", "device2.crt", "device2.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// CA2 is withdrawn: device2's connection goes, device1's stays.
+	copyFile(t, p.Path("ca1.crt"), cafile)
+	ts.log.waitLog(t, "closed 1 connection(s) whose client certificate is now revoked or no longer trusted")
+	_ = dev2.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := dev2.Read(make([]byte, 1)); err == nil {
+		t.Error("device2's connection is still open after its CA was removed")
+	}
+	if !strings.Contains(ts.log.String(), "CN=device2 is not signed by any CA in cafile/capath (cafile/capath changed)") {
+		t.Errorf("the closing does not say why:\n%s", ts.log.String())
+	}
+	_ = dev1.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	if _, err := dev1.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("device1's connection was closed too: %v", err)
+	}
+}
+
+func mustReadFile(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

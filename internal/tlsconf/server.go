@@ -613,7 +613,7 @@ func (s *Server) Reload() {
 	s.state.Store(st)
 	s.certsChanged(prev, st)
 	s.mu.Unlock()
-	if crlsChanged(prev, st) {
+	if crlsChanged(prev, st) || !slices.Equal(prev.cas, st.cas) {
 		s.closeRevoked()
 	}
 }
@@ -660,7 +660,7 @@ func (s *Server) Apply(l *config.Listener) error {
 	case s.resync <- struct{}{}:
 	default:
 	}
-	if crlsChanged(prev, st) {
+	if crlsChanged(prev, st) || !slices.Equal(prev.cas, st.cas) {
 		s.closeRevoked()
 	}
 	return nil
