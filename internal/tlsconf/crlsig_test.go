@@ -1,6 +1,7 @@
 package tlsconf
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -159,4 +160,47 @@ func mustReadFile(t *testing.T, path string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestCRLBundleAllUsed (issue 20, same class as item 4): a crlfile that
+// bundles one CRL per CA, as OpenSSL and Mosquitto read it, has every CRL
+// applied — not only the first, which let the second CA's revoked
+// certificates in — and each is verified; one forged CRL in the bundle
+// rejects the new file and keeps the last good one.
+func TestCRLBundleAllUsed(t *testing.T) {
+	p := probetest.NewPKI(t)
+	dir := t.TempDir()
+	cafile := filepath.Join(dir, "ca.crt")
+	writeFile(t, cafile, append(mustReadFile(t, p.Path("ca1.crt")), mustReadFile(t, p.Path("ca2.crt"))...))
+	crl := filepath.Join(dir, "crl.pem")
+	bundle := func(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
+	writeFile(t, crl, bundle(makeCRLOf(t, p, "ca1", 1, time.Now().Add(time.Hour)),
+		makeCRLOf(t, p, "ca2", 1, time.Now().Add(time.Hour), p.Cert(t, "device2.crt"))))
+	ts := startServer(t, parseListener(t, "certfile "+p.Path("server1.crt"), "keyfile "+p.Path("server1.key"),
+		"cafile "+cafile, "require_certificate true", "crlfile "+crl), nil)
+	if _, err := dial(t, ts.addr, clientConfig(t, p, "mqtt.local", "device2.crt", "device2.key")); err == nil {
+		t.Fatal("device2, revoked by the second CRL of the bundle, was accepted")
+	}
+	ts.log.waitLog(t, "revoked: client certificate CN=device2")
+	dev1, err := dial(t, ts.addr, clientConfig(t, p, "mqtt.local", "device1.crt", "device1.key"))
+	if err != nil {
+		t.Fatalf("device1: %v", err)
+	}
+
+	// A new bundle revoking device1, whose CA2 part is forged: rejected
+	// whole, device1 stays in.
+	writeFile(t, crl, bundle(makeCRLOf(t, p, "ca1", 2, time.Now().Add(time.Hour), p.Cert(t, "device1.crt")),
+		forgeCRL(t, p, big.NewInt(99))))
+	ts.log.waitLog(t, "REJECTED: the CRL's signature does not verify")
+	if _, err := dial(t, ts.addr, clientConfig(t, p, "mqtt.local", "device2.crt", "device2.key")); err == nil {
+		t.Fatal("device2 accepted after a bundle with a forged CRL")
+	}
+	// The genuine bundle: device1 is cut off.
+	writeFile(t, crl, bundle(makeCRLOf(t, p, "ca1", 2, time.Now().Add(time.Hour), p.Cert(t, "device1.crt")),
+		makeCRLOf(t, p, "ca2", 2, time.Now().Add(time.Hour), p.Cert(t, "device2.crt"))))
+	ts.log.waitLog(t, "closing client")
+	_ = dev1.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := dev1.Read(make([]byte, 1)); err == nil {
+		t.Error("device1's connection is still open after the bundle revoked it")
+	}
 }

@@ -221,7 +221,11 @@ func newCRLItem(source string, pos config.Pos, data []byte, now time.Time) (*crl
 	if err != nil {
 		return nil, err
 	}
-	it := &crlItem{source: source, pos: pos, sum: sha256.Sum256(data), crl: crl,
+	return crlItemOf(source, pos, sha256.Sum256(data), crl, now), nil
+}
+
+func crlItemOf(source string, pos config.Pos, sum digest, crl *x509.RevocationList, now time.Time) *crlItem {
+	it := &crlItem{source: source, pos: pos, sum: sum, crl: crl,
 		revoked: make(map[string]x509.RevocationListEntry, len(crl.RevokedCertificateEntries)),
 		loaded:  now, sigOK: map[string]bool{}}
 	for _, e := range crl.RevokedCertificateEntries {
@@ -229,16 +233,18 @@ func newCRLItem(source string, pos config.Pos, data []byte, now time.Time) (*crl
 			it.revoked[e.SerialNumber.String()] = e
 		}
 	}
-	return it, nil
+	return it
 }
 
-// loadCRLFile loads a crlfile.
-func loadCRLFile(f config.File, now time.Time) (*crlItem, error) {
+// loadCRLFile loads a crlfile: every CRL in it, as OpenSSL (and so
+// Mosquitto) does with a file that bundles one CRL per CA. Using only the
+// first would silently ignore the revocations of the others.
+func loadCRLFile(f config.File, now time.Time) ([]*crlItem, error) {
 	data, err := os.ReadFile(f.Path)
 	if err != nil {
 		return nil, fmt.Errorf("%s: crlfile: %w", f.Pos, err)
 	}
-	it, err := newCRLItem("crlfile "+f.Path, f.Pos, data, now)
+	crls, err := pki.ParseCRLs(data)
 	if err != nil {
 		var ke *pki.KindError
 		if errors.As(err, &ke) && ke.File == "" {
@@ -247,7 +253,12 @@ func loadCRLFile(f config.File, now time.Time) (*crlItem, error) {
 		}
 		return nil, fmt.Errorf("%s: crlfile %s: %w", f.Pos, f.Path, err)
 	}
-	return it, nil
+	sum := digest(sha256.Sum256(data))
+	items := make([]*crlItem, len(crls))
+	for i, crl := range crls {
+		items[i] = crlItemOf("crlfile "+f.Path, f.Pos, sum, crl, now)
+	}
+	return items, nil
 }
 
 // stale reports whether the CRL's nextUpdate has passed.

@@ -405,7 +405,7 @@ func (s *Server) load(sp *spec, prev *state, strict bool) (*state, []error) {
 
 	prevCerts := map[string]*certItem{}
 	prevCAs := map[string]*caItem{}
-	prevCRLs := map[string]*crlItem{}
+	prevCRLs := map[string][]*crlItem{}
 	if prev != nil {
 		for _, c := range prev.certs {
 			prevCerts[certKey(c.ck)] = c
@@ -414,7 +414,7 @@ func (s *Server) load(sp *spec, prev *state, strict bool) (*state, []error) {
 			prevCAs[c.name()] = c
 		}
 		for _, c := range prev.crls {
-			prevCRLs[c.source] = c
+			prevCRLs[c.source] = append(prevCRLs[c.source], c)
 		}
 		for u, c := range prev.urlCRLs {
 			st.urlCRLs[u] = c
@@ -486,12 +486,15 @@ func (s *Server) load(sp *spec, prev *state, strict bool) (*state, []error) {
 		key := "crlfile " + f.Path
 		old := prevCRLs[key]
 		sum, _ := fileDigest(f.Path)
-		if old != nil && sum == old.sum && (old.issuer != nil || len(st.cas) == 0) {
-			st.crls = append(st.crls, old)
+		if len(old) > 0 && sum == old[0].sum && (allVerified(old) || len(st.cas) == 0) {
+			st.crls = append(st.crls, old...)
 			continue
 		}
-		it, err := loadCRLFile(f, now)
-		if err == nil {
+		items, err := loadCRLFile(f, now)
+		for _, it := range items {
+			if err != nil {
+				break
+			}
 			// Checked before anything else looks at it: the number of a
 			// CRL whose signature is not the CA's means nothing.
 			if verr := st.verifyCRL(it); verr != nil {
@@ -501,19 +504,21 @@ func (s *Server) load(sp *spec, prev *state, strict bool) (*state, []error) {
 		if err != nil {
 			fail(key, sum, err, old != nil)
 			if old != nil && !strict {
-				st.crls = append(st.crls, old)
+				st.crls = append(st.crls, old...)
 			}
 			continue
 		}
-		if old != nil && old.issuer != nil && olderCRL(it, old) {
+		if back, prior := rollback(items, old); back != nil {
 			fail(key, sum, fmt.Errorf("%s: crlfile %s: this CRL (%s) is older than the one in use (%s); refusing to go back to an older CRL",
-				f.Pos, f.Path, it.describe(), old.describe()), true)
-			st.crls = append(st.crls, old)
+				f.Pos, f.Path, back.describe(), prior.describe()), true)
+			st.crls = append(st.crls, old...)
 			continue
 		}
-		ok(key, old != nil, key+": "+it.describe())
-		s.checkCRL(it, now)
-		st.crls = append(st.crls, it)
+		for _, it := range items {
+			ok(key, old != nil, key+": "+it.describe())
+			s.checkCRL(it, now)
+		}
+		st.crls = append(st.crls, items...)
 	}
 	if len(errs) > 0 {
 		return nil, errs
@@ -523,6 +528,29 @@ func (s *Server) load(sp *spec, prev *state, strict bool) (*state, []error) {
 	}
 	s.buildConfigs(st)
 	return st, nil
+}
+
+// allVerified reports whether every item's signature was verified.
+func allVerified(items []*crlItem) bool {
+	for _, it := range items {
+		if it.issuer == nil {
+			return false
+		}
+	}
+	return true
+}
+
+// rollback finds a CRL among next that is older than the verified one of
+// the same issuer among cur.
+func rollback(next, cur []*crlItem) (older, prior *crlItem) {
+	for _, n := range next {
+		for _, c := range cur {
+			if c.issuer != nil && olderCRL(n, c) {
+				return n, c
+			}
+		}
+	}
+	return nil, nil
 }
 
 // olderCRL reports whether next carries a lower CRL number than cur, both
