@@ -204,3 +204,20 @@ func TestCRLBundleAllUsed(t *testing.T) {
 		t.Error("device1's connection is still open after the bundle revoked it")
 	}
 }
+
+// TestCRLURLNotYetFetchedIsLoud (issue 20, same class as item 4): while no
+// CRL from a crl_url has been fetched, revocation by it is not in force;
+// the log says exactly that instead of "keeping the CRL in service".
+func TestCRLURLNotYetFetchedIsLoud(t *testing.T) {
+	p := probetest.NewPKI(t)
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "down", http.StatusServiceUnavailable)
+	}))
+	defer hs.Close()
+	ts := startServer(t, parseListener(t, "certfile "+p.Path("server1.crt"), "keyfile "+p.Path("server1.key"),
+		"cafile "+p.Path("ca1.crt"), "require_certificate true", "crl_url "+hs.URL+"/ca1.crl"), nil)
+	ts.log.waitLog(t, "NO CRL from this URL is in force yet")
+	if strings.Contains(ts.log.String(), "keeping the CRL in service") {
+		t.Errorf("the log claims a CRL is in service:\n%s", ts.log.String())
+	}
+}

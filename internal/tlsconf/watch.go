@@ -317,14 +317,20 @@ const maxCRLSize = 64 << 20
 func (s *Server) fetchCRL(v config.Value, timeout time.Duration) bool {
 	ctx, cancel := context.WithTimeout(s.ctx, timeout)
 	defer cancel()
+	st := s.state.Load()
+	old := st.urlCRLs[v.Text]
+	// What a failure leaves in force, said plainly: before the first CRL
+	// from this URL, nothing it would revoke is refused.
+	keeping := "keeping the CRL in service"
+	if old == nil {
+		keeping = "NO CRL from this URL is in force yet: certificates it revokes are accepted until one is fetched"
+	}
 	data, err := s.download(ctx, v.Text)
 	if err != nil {
-		s.log.Error(fmt.Sprintf("%s: crl_url %s (%s): %v; keeping the CRL in service, retrying", s.name, v.Text, v.Pos, err))
+		s.log.Error(fmt.Sprintf("%s: crl_url %s (%s): %v; %s; retrying", s.name, v.Text, v.Pos, err, keeping))
 		return false
 	}
 	now := s.o.Now()
-	st := s.state.Load()
-	old := st.urlCRLs[v.Text]
 	if old != nil && old.sum == sha256.Sum256(data) {
 		return true
 	}
@@ -333,7 +339,7 @@ func (s *Server) fetchCRL(v config.Value, timeout time.Duration) bool {
 		err = st.verifyCRL(it)
 	}
 	if err != nil {
-		s.log.Error(fmt.Sprintf("%s: crl_url %s (%s): %v; keeping the CRL in service", s.name, v.Text, v.Pos, err))
+		s.log.Error(fmt.Sprintf("%s: crl_url %s (%s): %v; %s", s.name, v.Text, v.Pos, err, keeping))
 		return false
 	}
 	if old != nil && old.issuer != nil && olderCRL(it, old) {
