@@ -8,7 +8,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/mamori-mqtt/mamori/internal/brokertest"
 )
@@ -220,4 +222,68 @@ func mustAtoi(t *testing.T, s string) int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// TestBrokerLogLoopBounded (issue 20, item 6), as the issue saw it: the
+// broker runs as mosquitto and logs to a file in the directory it watches
+// for crl.pem. A new crl.pem it cannot read is reported once; before, each
+// report was an event in that directory that made the next reload fail and
+// report again, without end. A SIGHUP, which re-reads the TLS files too,
+// adds no report either while nothing changed.
+func TestBrokerLogLoopBounded(t *testing.T) {
+	u := unprivileged(t)
+	dir := openDir(t)
+	caDir := filepath.Join(dir, "ca")
+	ca := func(args ...string) string {
+		return mamori(t, append(append([]string{"ca"}, args...), "--dir", caDir)...)
+	}
+	ca("init", "--cn", "Loop CA", "--no-password")
+	ca("issue", "server", "--dns", "localhost", "--ip", "127.0.0.1")
+	issued := func(name string) string { return filepath.Join(caDir, "issued", name) }
+	gid, _ := strconv.Atoi(u.Gid)
+	if err := os.Chown(issued("localhost.key"), 0, gid); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(issued("localhost.key"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	crl := filepath.Join(caDir, "crl.pem")
+	logFile := filepath.Join(caDir, "broker.log")
+	b := brokertest.StartBroker(t, brokertest.BrokerConfig{Bin: mamoriBin, Dir: dir, DialReady: true,
+		Conf: func(port int) string {
+			return fmt.Sprintf("user %s\nlog_dest file %s\nlog_type all\nlistener %d 127.0.0.1\ncafile %s\ncertfile %s\nkeyfile %s\nrequire_certificate true\ncrlfile %s\n",
+				u.Username, logFile, port, filepath.Join(caDir, "ca.crt"), issued("localhost-chain.crt"), issued("localhost.key"), crl)
+		}})
+	logText := func() string { return string(mustRead(t, logFile)) }
+	waitLog := func(s string) {
+		t.Helper()
+		// The broker writes to the file, not to its output: poll it.
+		deadline := time.Now().Add(awaitTimeout)
+		for !strings.Contains(logText(), s) {
+			if time.Now().After(deadline) || b.Exited() {
+				t.Fatalf("%s has no %q:\n%s", logFile, s, logText())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	waitLog(" running")
+
+	// A new CRL only root can read, swapped in atomically.
+	tmp := filepath.Join(caDir, ".crl.tmp")
+	if err := os.WriteFile(tmp, mustRead(t, crl), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, crl); err != nil {
+		t.Fatal(err)
+	}
+	const failed = "keeping the previous version in service"
+	waitLog(failed)
+	b.Signal(syscall.SIGHUP)
+	waitLog("Reload: password, ACL and PSK files re-read")
+	if n := strings.Count(logText(), failed); n != 1 {
+		t.Errorf("the unreadable CRL was reported %d times, want once:\n%s", n, logText())
+	}
+	if !strings.Contains(logText(), "permission denied") {
+		t.Errorf("the report does not say why:\n%s", logText())
+	}
 }
