@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mamori-mqtt/mamori/internal/config"
 	"github.com/mamori-mqtt/mamori/internal/tlsprobe/probetest"
 )
 
@@ -220,4 +221,50 @@ func TestCRLURLNotYetFetchedIsLoud(t *testing.T) {
 	if strings.Contains(ts.log.String(), "keeping the CRL in service") {
 		t.Errorf("the log claims a CRL is in service:\n%s", ts.log.String())
 	}
+}
+
+// TestCRLURLKeptAcrossRestart (issue 20, same class as item 4): a restart
+// while the crl_url does not answer used to leave its revocations off
+// until the first fetch; the last verified CRL, kept in CRLCacheDir, is in
+// force meanwhile. A kept copy that does not verify is not used.
+func TestCRLURLKeptAcrossRestart(t *testing.T) {
+	p := probetest.NewPKI(t)
+	var down atomic.Bool
+	crlBytes := makeCRL(t, p, 5, time.Now().Add(time.Hour), p.Cert(t, "device1.crt"))
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		if down.Load() {
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write(crlBytes)
+	}))
+	defer hs.Close()
+	cache := t.TempDir()
+	listener := func() *config.Listener {
+		return parseListener(t, "certfile "+p.Path("server1.crt"), "keyfile "+p.Path("server1.key"),
+			"cafile "+p.Path("ca1.crt"), "require_certificate true", "crl_url "+hs.URL+"/ca1.crl")
+	}
+	withCache := func(o *Options) { o.CRLCacheDir = cache }
+	first := startServer(t, listener(), withCache)
+	first.log.waitLog(t, "number 5")
+	first.Close()
+
+	down.Store(true)
+	ts := startServer(t, listener(), withCache)
+	ts.log.waitLog(t, "in force from the copy kept by the previous run")
+	cfg := clientConfig(t, p, "mqtt.local", "device1.crt", "device1.key")
+	if _, err := dial(t, ts.addr, cfg); err == nil {
+		t.Fatal("device1, revoked by the last CRL fetched, accepted after a restart while the URL is down")
+	}
+
+	// A copy that someone replaced with a forged CRL is refused.
+	ents, err := os.ReadDir(cache)
+	if err != nil || len(ents) != 1 {
+		t.Fatalf("cache holds %v (%v), want one file", ents, err)
+	}
+	if err := os.WriteFile(filepath.Join(cache, ents[0].Name()), forgeCRL(t, p, big.NewInt(6)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ts2 := startServer(t, listener(), withCache)
+	ts2.log.waitLog(t, "the copy kept in "+cache+" is not used: REJECTED")
 }

@@ -18,7 +18,9 @@
 //     service only once its signature verifies with its issuer (in
 //     cafile/capath, or a CA of a certfile chain that leads there); a
 //     forged or unverifiable one is rejected loudly and the last good one
-//     stays.
+//     stays. With Options.CRLCacheDir, the last verified CRL of each
+//     crl_url is kept for the next start, so a restart while the URL does
+//     not answer does not switch its revocations off.
 //   - Files are watched (their directories, so atomic renames and symlink
 //     swaps count, but only events on the files and their link chains)
 //     and reloaded after a short quiet period, at most a second after the

@@ -210,6 +210,10 @@ type crlItem struct {
 	// CAs to verify it with.
 	issuer *x509.Certificate
 
+	// cached marks a crl_url CRL read from Options.CRLCacheDir at start
+	// rather than fetched: the URL is still to be asked at once.
+	cached bool
+
 	// sigOK caches the outcome of checking the CRL's signature against an
 	// issuer certificate, keyed by the issuer's DER.
 	sigMu sync.Mutex

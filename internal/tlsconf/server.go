@@ -80,6 +80,11 @@ type Options struct {
 	// HTTPClient fetches crl_url and OCSP responses; nil uses a client with
 	// a 30-second timeout.
 	HTTPClient *http.Client
+	// CRLCacheDir, when set, keeps the last verified CRL of each crl_url,
+	// so that after a restart while the URL does not answer, revocation
+	// by it is still in force (from the saved copy, verified again)
+	// instead of off until the first fetch.
+	CRLCacheDir string
 	// HandshakeTimeout bounds each handshake in NewListener.
 	HandshakeTimeout time.Duration
 	// Debounce is how long file events must be quiet before a reload, so
@@ -202,6 +207,7 @@ func New(o Options) (*Server, error) {
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
+	s.loadCachedCRLs(st)
 	s.state.Store(st)
 	s.base = &tls.Config{
 		MinVersion:         sp.minVersion,

@@ -16,6 +16,7 @@ import (
 	"github.com/fsnotify/fsnotify"
 
 	"github.com/mamori-mqtt/mamori/internal/config"
+	"github.com/mamori-mqtt/mamori/internal/pki"
 )
 
 // Start runs the listener's background work until ctx is done or Close is
@@ -281,7 +282,7 @@ func (s *Server) crlLoop(resync <-chan struct{}) {
 				// Fetched once by New or Apply's caller; the first refresh
 				// comes one interval later unless that fetch failed.
 				d = now
-				if s.state.Load().urlCRLs[u] != nil {
+				if it := s.state.Load().urlCRLs[u]; it != nil && !it.cached {
 					d = now.Add(sp.crlRefresh)
 				}
 			}
@@ -349,7 +350,55 @@ func (s *Server) fetchCRL(v config.Value, timeout time.Duration) bool {
 	s.log.Info(fmt.Sprintf("%s: loaded crl_url %s: %s", s.name, v.Text, it.describe()))
 	s.checkCRL(it, now)
 	s.setURLCRL(v.Text, it)
+	s.saveCRL(v.Text, data)
 	return true
+}
+
+// crlCachePath is where the last verified CRL of url is kept.
+func (s *Server) crlCachePath(url string) string {
+	sum := sha256.Sum256([]byte(url))
+	return filepath.Join(s.o.CRLCacheDir, fmt.Sprintf("crl-%x.crl", sum[:12]))
+}
+
+// saveCRL keeps a verified CRL of url for the next start (CRLCacheDir).
+func (s *Server) saveCRL(url string, data []byte) {
+	if s.o.CRLCacheDir == "" {
+		return
+	}
+	err := os.MkdirAll(s.o.CRLCacheDir, 0o755)
+	if err == nil {
+		err = pki.WriteFileAtomic(s.crlCachePath(url), data, 0o644)
+	}
+	if err != nil {
+		s.warnOnce("crl cache "+url, fmt.Sprintf("%s: crl_url %s: cannot keep a copy in %s (%v): after a restart while the URL does not answer, its revocations would not be in force until it does",
+			s.name, url, s.o.CRLCacheDir, err))
+	}
+}
+
+// loadCachedCRLs puts in service, for each crl_url, the copy kept by the
+// previous run, if it still verifies; the first fetch replaces it.
+func (s *Server) loadCachedCRLs(st *state) {
+	if s.o.CRLCacheDir == "" {
+		return
+	}
+	now := s.o.Now()
+	for _, v := range st.spec.l.TLS.CRLURLs {
+		data, err := os.ReadFile(s.crlCachePath(v.Text))
+		if err != nil {
+			continue
+		}
+		it, err := newCRLItem("crl_url "+v.Text, v.Pos, data, now)
+		if err == nil {
+			err = st.verifyCRL(it)
+		}
+		if err != nil {
+			s.log.Warn(fmt.Sprintf("%s: crl_url %s: the copy kept in %s is not used: %v", s.name, v.Text, s.o.CRLCacheDir, err))
+			continue
+		}
+		it.cached = true
+		st.urlCRLs[v.Text] = it
+		s.log.Info(fmt.Sprintf("%s: crl_url %s: in force from the copy kept by the previous run (%s) until the URL answers", s.name, v.Text, it.describe()))
+	}
 }
 
 func (s *Server) download(ctx context.Context, url string) ([]byte, error) {
