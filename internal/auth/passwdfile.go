@@ -3,6 +3,9 @@ package auth
 import (
 	"bufio"
 	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/binary"
 	"fmt"
 	"os"
 	"strings"
@@ -17,9 +20,17 @@ const maxFieldLen = 65535
 type PasswordFile struct {
 	path  string
 	users map[string]*pwEntry
-	// dummy is verified for unknown users so that the time a CONNECT takes
-	// does not tell whether the username exists.
-	dummy *hash
+	// dummies are verified for unknown users so that the time a CONNECT
+	// takes does not tell whether the username exists: one per distinct
+	// hash kind and cost in the file, weighted by how many users have it
+	// (see dummyFor).
+	dummies []*hash
+	weights []int
+	total   int
+	// key picks an unknown name's dummy: the digest of the file's bytes,
+	// which an attacker does not know (it covers the salts) and which stays
+	// the same across reloads of an unchanged file.
+	key [sha256.Size]byte
 }
 
 type pwEntry struct {
@@ -83,23 +94,64 @@ func ParsePasswordFile(name string, data []byte) (*PasswordFile, error) {
 		}
 		firstLine[user] = lineNo
 		pf.users[user] = &pwEntry{encoded: field, h: h}
-		if pf.dummy == nil {
-			pf.dummy = dummyLike(h)
-		}
+		pf.addCost(h)
 	}
 	if err := sc.Err(); err != nil {
 		return nil, &ParseError{File: name, Line: lineNo + 1, Msg: err.Error()}
 	}
-	if pf.dummy == nil {
-		pf.dummy = dummyLike(&hash{typ: SHA512PBKDF2, iterations: DefaultIterations})
+	if pf.total == 0 {
+		pf.addCost(&hash{typ: SHA512PBKDF2, iterations: DefaultIterations, salt: make([]byte, saltLenV2), sum: make([]byte, mosquittoHashLen)})
 	}
+	pf.key = sha256.Sum256(data)
 	return pf, nil
 }
 
-// dummyLike returns a hash with h's cost and a random salt, for unknown
-// users. The first user's parameters are used rather than the most
-// expensive ones so that a probe for unknown names costs what a typical
-// login costs, no more.
+// sameCost reports whether two hashes take the same work to verify.
+func sameCost(a, b *hash) bool {
+	return a.typ == b.typ && a.iterations == b.iterations && a.memory == b.memory && a.time == b.time &&
+		a.threads == b.threads && len(a.salt) == len(b.salt) && len(a.sum) == len(b.sum)
+}
+
+// addCost counts h's kind and cost among the file's.
+func (p *PasswordFile) addCost(h *hash) {
+	p.total++
+	for i, d := range p.dummies {
+		if sameCost(d, h) {
+			p.weights[i]++
+			return
+		}
+	}
+	p.dummies = append(p.dummies, dummyLike(h))
+	p.weights = append(p.weights, 1)
+}
+
+// dummyFor is the hash an unknown username is checked against. In a file
+// that mixes kinds and costs ($6$, $7$ with several iteration counts,
+// argon2id), one dummy of a single cost would set unknown names apart from
+// every user of another cost; checking each kind in turn would make unknown
+// names the slowest of all. Instead each unknown name gets one of the
+// file's costs, chosen by a keyed hash of the name, with the odds of the
+// users: unknown names cost what real logins cost, in the same proportions,
+// and the same name always costs the same, so repeating a probe tells
+// nothing more. It costs no more CPU than a real check.
+func (p *PasswordFile) dummyFor(username string) *hash {
+	if len(p.dummies) == 1 {
+		return p.dummies[0]
+	}
+	m := hmac.New(sha256.New, p.key[:])
+	m.Write([]byte(username))
+	n := int(binary.BigEndian.Uint64(m.Sum(nil)) % uint64(p.total))
+	for i, w := range p.weights {
+		if n < w {
+			return p.dummies[i]
+		}
+		n -= w
+	}
+	return p.dummies[len(p.dummies)-1]
+}
+
+// dummyLike returns a hash with h's cost and a zero salt and sum, for
+// unknown users: no password matches it.
 func dummyLike(h *hash) *hash {
 	d := *h
 	d.salt = make([]byte, len(h.salt))
@@ -127,7 +179,7 @@ func (p *PasswordFile) Has(username string) bool {
 func (p *PasswordFile) Check(username, password string) bool {
 	e, ok := p.users[username]
 	if !ok {
-		p.dummy.verify(password)
+		p.dummyFor(username).verify(password)
 		return false
 	}
 	return e.h.verify(password)

@@ -68,7 +68,10 @@ func StartBroker(t testing.TB, cfg BrokerConfig, opts ...Option) *Broker {
 	path := filepath.Join(cfg.Dir, "mamori.conf")
 	for attempt := 1; ; attempt++ {
 		port := FreePort(t, "127.0.0.1")
-		if err := os.WriteFile(path, []byte(cfg.Conf(port)), 0o600); err != nil {
+		// 0644: a broker that drops to its `user` reads it again on
+		// SIGHUP, and must be able to (the test directory stays private
+		// unless a test opens it).
+		if err := os.WriteFile(path, []byte(cfg.Conf(port)), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		argv := append([]string{cfg.Bin, "broker", "-c", path}, cfg.Args...)

@@ -2,6 +2,7 @@ package listener
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -115,4 +116,71 @@ func TestWebSocket(t *testing.T) {
 	if string(body) != "hi" {
 		t.Errorf("http_dir index: %q", body)
 	}
+}
+
+// TestWebSocketIdleHTTPClosed (issue 20, same class as item 3): a client
+// that makes one plain HTTP request and keeps the connection open must not
+// hold it (a goroutine and its buffers) for ever; many such connections
+// had no bound at all. An upgraded connection stays open however quiet.
+func TestWebSocketIdleHTTPClosed(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan net.Conn, 1)
+	ws := &WebSocket{IdleTimeout: 200 * time.Millisecond, Serve: func(nc net.Conn) {
+		served <- nc
+		io.Copy(io.Discard, nc)
+	}}
+	done := make(chan error, 1)
+	go func() { done <- ws.ServeListener(ln) }()
+	defer func() {
+		ws.Close()
+		ws.Wait()
+		if err := <-done; err != nil {
+			t.Errorf("ServeListener: %v", err)
+		}
+	}()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := io.WriteString(c, "GET /nothing HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var got strings.Builder
+	buf := make([]byte, 512)
+	for {
+		n, err := c.Read(buf)
+		got.Write(buf[:n])
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("the idle keep-alive connection was not closed by the server: %v (got %q)", err, got.String())
+		}
+	}
+	if !strings.HasPrefix(got.String(), "HTTP/1.1 404") {
+		t.Errorf("answer %q", got.String())
+	}
+
+	// A WebSocket connection, once upgraded, is not an idle HTTP one.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	wc, _, err := websocket.Dial(ctx, "ws://"+ln.Addr().String()+"/mqtt", &websocket.DialOptions{Subprotocols: []string{"mqtt"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wc.CloseNow()
+	nc := <-served
+	// Quiet for several idle timeouts, then still usable. The wait is a
+	// deadline on a read that must not return, not a timing assertion.
+	readCtx, cancelRead := context.WithTimeout(ctx, time.Second)
+	defer cancelRead()
+	if _, _, err := wc.Read(readCtx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("the upgraded connection ended while quiet: %v", err)
+	}
+	_ = nc
 }

@@ -24,6 +24,10 @@ import (
 // too, as Mosquitto does.
 var Subprotocols = []string{"mqtt", "mqttv3.1"}
 
+// DefaultIdleTimeout is how long an HTTP connection may stay idle between
+// plain requests: as long as a client may take to send its headers.
+const DefaultIdleTimeout = 10 * time.Second
+
 // WebSocket serves MQTT over WebSockets: every HTTP request that asks for a
 // WebSocket upgrade, on any path (MQTT.js uses /mqtt, others use /), becomes
 // one MQTT connection carried in binary messages. Other requests get files
@@ -40,6 +44,12 @@ type WebSocket struct {
 	// MaxHeaderBytes bounds the HTTP request headers
 	// (websockets_headers_size); zero means 16 KiB.
 	MaxHeaderBytes int
+	// IdleTimeout closes an HTTP connection kept alive after a plain
+	// request (a file, a 404) once it has been idle this long; zero means
+	// DefaultIdleTimeout. Without it, each such connection held a goroutine
+	// and its buffers for as long as the client liked, with no limit on
+	// their number. Upgraded connections are the broker's and unaffected.
+	IdleTimeout time.Duration
 	// TLS, when set, makes this a wss listener.
 	TLS *tls.Config
 	// WrapTLS, when set, makes this a wss listener through a listener that
@@ -70,9 +80,14 @@ func (w *WebSocket) ServeListener(ln net.Listener) error {
 	if maxHdr <= 0 {
 		maxHdr = 16 << 10
 	}
+	idle := w.IdleTimeout
+	if idle <= 0 {
+		idle = DefaultIdleTimeout
+	}
 	srv := &http.Server{
 		Handler:           w,
 		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       idle,
 		MaxHeaderBytes:    maxHdr,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}

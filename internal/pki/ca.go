@@ -150,8 +150,15 @@ type OpenOptions struct {
 	Now      func() time.Time // nil means time.Now
 }
 
-// Init creates a CA in dir (made with mode 0700 if needed). It refuses to
+// Init creates a CA in dir (made with mode 0755 if needed). It refuses to
 // overwrite an existing CA.
+//
+// The directory is searchable by everyone so that a broker that drops its
+// privileges (Mosquitto's `user mosquitto`) can still read the CA
+// certificate and re-read crl.pem (both 0644) after a revocation; the keys
+// (0600) and index.json (0600) stay readable by their owner only. A 0700
+// directory made the broker's CRL reloads fail, so revocations never took
+// effect.
 func Init(dir string, opts InitOptions) (*CA, error) {
 	if !opts.NoPassword && len(opts.Password) == 0 {
 		return nil, errors.New("an empty passphrase would leave the CA key unencrypted: give a passphrase, or ask for an unencrypted key explicitly (--no-password)")
@@ -172,7 +179,7 @@ func Init(dir string, opts InitOptions) (*CA, error) {
 	if opts.CommonName == "" {
 		opts.CommonName = defaultCAName("mamori CA")
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create CA directory: %w", err)
 	}
 	unlock, err := lockDir(dir)

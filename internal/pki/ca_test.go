@@ -98,7 +98,10 @@ func TestIssueVerifiesWithOpenSSL(t *testing.T) {
 			}
 			mustMode(t, srv.KeyFile, 0o600)
 			mustMode(t, filepath.Join(dir, RootKeyFile), 0o600)
-			mustMode(t, dir, 0o700)
+			mustMode(t, dir, 0o755)
+			mustMode(t, filepath.Join(dir, IssuedDir), 0o755)
+			mustMode(t, filepath.Join(dir, CRLFile), 0o644)
+			mustMode(t, filepath.Join(dir, RootCertFile), 0o644)
 			if _, err := LoadKeyPair(srv.ChainFile, srv.KeyFile, nil); err != nil {
 				t.Errorf("LoadKeyPair of issued files: %v", err)
 			}
@@ -518,4 +521,48 @@ func TestParseReason(t *testing.T) {
 	if ReasonName(4) != "superseded" || ReasonName(6) != "certificateHold" {
 		t.Error("ReasonName mismatch")
 	}
+}
+
+// TestReadableLayout (issue 20, item 5): the CA certificate and crl.pem are
+// readable by a broker running as another user, the keys are not; and a
+// CA directory made 0700 by an earlier version is opened up (0755) the
+// next time a CRL is written or a certificate issued, since its broker
+// could never re-read crl.pem.
+func TestReadableLayout(t *testing.T) {
+	c := newCA(t, InitOptions{})
+	dir := c.Dir()
+	srv, err := c.Issue(IssueRequest{Kind: ServerCert, DNSNames: []string{"localhost"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustMode(t, dir, 0o755)
+	mustMode(t, filepath.Join(dir, IssuedDir), 0o755)
+	mustMode(t, filepath.Join(dir, RootCertFile), 0o644)
+	mustMode(t, filepath.Join(dir, CRLFile), 0o644)
+	mustMode(t, srv.ChainFile, 0o644)
+	mustMode(t, filepath.Join(dir, RootKeyFile), 0o600)
+	mustMode(t, filepath.Join(dir, IndexFile), 0o600)
+	mustMode(t, srv.KeyFile, 0o600)
+
+	for _, d := range []string{dir, filepath.Join(dir, IssuedDir)} {
+		if err := os.Chmod(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.WriteCRL(24 * time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	mustMode(t, dir, 0o755)
+	if _, err := c.Issue(IssueRequest{Kind: ClientCert, CommonName: "dev"}); err != nil {
+		t.Fatal(err)
+	}
+	mustMode(t, filepath.Join(dir, IssuedDir), 0o755)
+	// Another restrictive mode is someone's choice, and stays.
+	if err := os.Chmod(dir, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.WriteCRL(24 * time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	mustMode(t, dir, 0o750)
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"math/big"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -116,6 +117,7 @@ func (c *CA) WriteCRL(validity time.Duration) (*CRLResult, error) {
 	if _, err := c.unlockKey(); err != nil {
 		return nil, err
 	}
+	openLegacyDir(c.dir)
 	var res *CRLResult
 	err := c.update(func(idx *index) error {
 		var err error
@@ -185,4 +187,16 @@ func (c *CA) writeCRL(idx *index, validity time.Duration) (*CRLResult, error) {
 		Revoked:    len(entries),
 		File:       path,
 	}, nil
+}
+
+// openLegacyDir makes a CA directory (or its issued/) that an earlier
+// version created with mode 0700 searchable (0755), as Init now makes it:
+// a broker that drops to its own user could not re-read crl.pem there, so
+// revocations written by this CA never took effect. Only the exact mode
+// 0700 is changed, so a directory someone chose to restrict otherwise is
+// left alone; keys and index.json are 0600 on their own.
+func openLegacyDir(dir string) {
+	if fi, err := os.Stat(dir); err == nil && fi.IsDir() && fi.Mode().Perm() == 0o700 {
+		_ = os.Chmod(dir, 0o755)
+	}
 }

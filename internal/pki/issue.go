@@ -318,9 +318,13 @@ func (c *CA) issue(req IssueRequest, csr *x509.CertificateRequest, pub crypto.Pu
 			return fmt.Errorf("sign certificate: %w", err)
 		}
 		issued := filepath.Join(c.dir, IssuedDir)
-		if err := os.MkdirAll(issued, 0o700); err != nil {
+		// Searchable, like the CA directory: certificates are public (0644)
+		// and a broker that runs as its own user reads its certfile here;
+		// every key is 0600.
+		if err := os.MkdirAll(issued, 0o755); err != nil {
 			return err
 		}
+		openLegacyDir(issued)
 		rel := func(suffix string) string { return filepath.Join(IssuedDir, req.Name+suffix) }
 		out = &Issued{Certificate: cert, Chain: []*x509.Certificate{cert}}
 		if c.idx.Intermediate {

@@ -572,6 +572,40 @@ func ParseCRL(data []byte) (*x509.RevocationList, error) {
 	return crl, nil
 }
 
+// ParseCRLs reads every CRL of a PEM bundle ("X509 CRL" blocks, as
+// OpenSSL loads them all from one file: one CRL per issuing CA), or the one
+// CRL of DER data.
+func ParseCRLs(data []byte) ([]*x509.RevocationList, error) {
+	if !isPEM(data) {
+		crl, err := ParseCRL(data)
+		if err != nil {
+			return nil, err
+		}
+		return []*x509.RevocationList{crl}, nil
+	}
+	var out []*x509.RevocationList
+	rest := data
+	for {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			break
+		}
+		if block.Type != "X509 CRL" {
+			continue
+		}
+		crl, err := x509.ParseRevocationList(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("CRL %d of the file: %w", len(out)+1, err)
+		}
+		out = append(out, crl)
+	}
+	if len(out) == 0 {
+		return nil, &KindError{Got: Detect(data), Want: KindCRL}
+	}
+	return out, nil
+}
+
 // LoadCRL reads a CRL file; see ParseCRL.
 func LoadCRL(path string) (*x509.RevocationList, error) {
 	return loadWith(path, ParseCRL)

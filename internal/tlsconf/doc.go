@@ -14,17 +14,28 @@
 //   - Client certificates: require_certificate verifies them against
 //     cafile/capath; cafile alone verifies one when the client sends it.
 //     Revocation is checked in VerifyConnection, which also runs for
-//     resumed sessions, against every crlfile and crl_url.
+//     resumed sessions, against every crlfile and crl_url. A CRL is put in
+//     service only once its signature verifies with its issuer (in
+//     cafile/capath, or a CA of a certfile chain that leads there); a
+//     forged or unverifiable one is rejected loudly and the last good one
+//     stays. With Options.CRLCacheDir, the last verified CRL of each
+//     crl_url is kept for the next start, so a restart while the URL does
+//     not answer does not switch its revocations off.
 //   - Files are watched (their directories, so atomic renames and symlink
-//     swaps count) and reloaded after a short quiet period, and on
-//     [Server.Reload] (SIGHUP). A new file that does not load leaves the
-//     old one in service, and the reason is logged.
-//   - When the CRLs change, connections whose certificate is now revoked
-//     are closed through Options.Disconnect.
+//     swaps count, but only events on the files and their link chains)
+//     and reloaded after a short quiet period, at most a second after the
+//     first event, and on [Server.Reload] (SIGHUP). A new file that does
+//     not load leaves the old one in service, and the reason is logged
+//     once per content and error.
+//   - When the CRLs or the CAs change, connections whose certificate is
+//     now revoked or no longer trusted are closed through
+//     Options.Disconnect.
 //   - [Server.NewListener] completes each handshake before handing the
 //     connection to the broker, logs every failure once with the client
-//     address, the SNI and the reason in words, and counts it by reason
-//     ([Stats]).
+//     address, the SNI and the reason in words (at most a few a minute per
+//     address), and counts it by reason ([Stats]). Handshakes in progress
+//     are bounded per address and per listener by closing the oldest, so
+//     silent connections cannot lock a listener; accepting never stops.
 //
 // Go's crypto/tls has no TLS-PSK, so a listener with psk_hint is refused
 // with an error that says so; it never falls back to something weaker.

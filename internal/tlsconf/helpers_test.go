@@ -229,8 +229,14 @@ func writeFile(t *testing.T, dst string, b []byte) {
 // makeCRL signs a CRL of CA1 revoking the given certificates.
 func makeCRL(t *testing.T, p *probetest.PKI, number int64, nextUpdate time.Time, revoked ...*x509.Certificate) []byte {
 	t.Helper()
-	ca := p.Cert(t, "ca1.crt")
-	key, err := pki.LoadPrivateKey(p.Path("ca1.key"), nil)
+	return makeCRLOf(t, p, "ca1", number, nextUpdate, revoked...)
+}
+
+// makeCRLOf signs a CRL of the PKI's CA named ca ("ca1", "ca2").
+func makeCRLOf(t *testing.T, p *probetest.PKI, caName string, number int64, nextUpdate time.Time, revoked ...*x509.Certificate) []byte {
+	t.Helper()
+	ca := p.Cert(t, caName+".crt")
+	key, err := pki.LoadPrivateKey(p.Path(caName+".key"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,10 +8,12 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 )
 
 // Handshake failure reasons, the keys of Stats.Failures.
@@ -27,11 +29,12 @@ const (
 	ReasonNotTLS        = "not TLS"            // the client spoke something else, e.g. plain MQTT
 	ReasonTimeout       = "timeout"            // no complete handshake within the timeout
 	ReasonClosed        = "closed"             // the client went away during the handshake
+	ReasonBusy          = "too many pending"   // closed to make room: its address had too many handshakes in progress
 	ReasonOther         = "other"
 )
 
 var reasons = []string{ReasonUnknownCA, ReasonRevoked, ReasonExpired, ReasonNoClientCert, ReasonBadClientCert,
-	ReasonVersion, ReasonNoCipher, ReasonServerCert, ReasonNotTLS, ReasonTimeout, ReasonClosed, ReasonOther}
+	ReasonVersion, ReasonNoCipher, ReasonServerCert, ReasonNotTLS, ReasonTimeout, ReasonClosed, ReasonBusy, ReasonOther}
 
 // Stats counts a listener's handshakes. Metrics read it; the map's keys
 // are fixed at creation, so reading it needs no lock.
@@ -130,6 +133,14 @@ func (s *Server) handshakeFailed(tc *tls.Conn, err error) {
 	if reason == ReasonClosed && s.ctx.Err() != nil {
 		return // the listener is closing
 	}
+	switch s.failLog.allow(addrKey(tc.RemoteAddr()), time.Now()) {
+	case logQuiet:
+		return
+	case logLast:
+		s.log.Warn(fmt.Sprintf("%s: TLS handshakes from %s keep failing: more than %d in a minute; the rest of this minute's failures from there are counted but not logged",
+			s.name, addrString(addrKey(tc.RemoteAddr())), failLogPerMinute))
+		return
+	}
 	sni := "no SNI"
 	if n := tc.ConnectionState().ServerName; n != "" {
 		sni = fmt.Sprintf("SNI %q", n)
@@ -137,10 +148,63 @@ func (s *Server) handshakeFailed(tc *tls.Conn, err error) {
 	s.log.Warn(fmt.Sprintf("%s: TLS handshake failed: client %s, %s: %s: %s", s.name, tc.RemoteAddr(), sni, reason, why))
 }
 
-// maxPendingHandshakes bounds the handshakes in progress on one listener,
-// so a flood of slow clients costs bounded memory: past it, accepting
-// waits.
-const maxPendingHandshakes = 256
+// failLogPerMinute is how many failed handshakes from one address are
+// logged per minute; each takes a line, so a client that connects in a
+// loop and sends garbage would otherwise fill the disk.
+const failLogPerMinute = 10
+
+// failLogMaxAddrs bounds the addresses remembered per minute; past it,
+// failures from addresses not yet seen that minute are only counted.
+const failLogMaxAddrs = 4096
+
+type logVerdict int
+
+const (
+	logIt    logVerdict = iota
+	logLast             // the line that says the rest is not logged
+	logQuiet            // counted only
+)
+
+// failLimiter rations handshake-failure log lines per address and minute.
+type failLimiter struct {
+	mu     sync.Mutex
+	window time.Time
+	n      map[netip.Prefix]int
+}
+
+func (f *failLimiter) allow(key netip.Prefix, now time.Time) logVerdict {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.n == nil || now.Sub(f.window) >= time.Minute || now.Before(f.window) {
+		f.window, f.n = now, map[netip.Prefix]int{}
+	}
+	c, seen := f.n[key]
+	if !seen && len(f.n) >= failLogMaxAddrs {
+		return logQuiet
+	}
+	f.n[key] = c + 1
+	switch {
+	case c < failLogPerMinute:
+		return logIt
+	case c == failLogPerMinute:
+		return logLast
+	}
+	return logQuiet
+}
+
+// Limits on handshakes in progress. A handshake holds a goroutine and a
+// connection for up to Options.HandshakeTimeout, so a client that opens
+// connections and stays silent must not be able to hold them all: past
+// maxPendingPerAddr pending handshakes from one address (an IPv4 address,
+// or an IPv6 /64, which one host usually has whole), a new connection from
+// that address replaces its oldest pending one; past maxPendingHandshakes on
+// the listener, it replaces the listener's oldest. Accepting never stops,
+// so a new client always gets its handshake started, and a flood costs its
+// own address first.
+const (
+	maxPendingHandshakes = 1024
+	maxPendingPerAddr    = 16
+)
 
 // NewListener wraps a listener so that Accept returns connections, as
 // *tls.Conn, whose handshake has completed: each runs in its own goroutine
@@ -149,9 +213,13 @@ const maxPendingHandshakes = 256
 // Closing the returned listener closes inner and aborts the handshakes in
 // progress.
 func (s *Server) NewListener(inner net.Listener) net.Listener {
+	return s.newListener(inner, maxPendingHandshakes, maxPendingPerAddr)
+}
+
+func (s *Server) newListener(inner net.Listener, maxTotal, maxPerAddr int) net.Listener {
 	ctx, cancel := context.WithCancel(s.ctx)
 	l := &listener{Listener: inner, s: s, ctx: ctx, cancel: cancel,
-		ready: make(chan accepted), sem: make(chan struct{}, maxPendingHandshakes)}
+		ready: make(chan accepted), pend: newPending(maxTotal, maxPerAddr)}
 	l.wg.Add(1)
 	go l.acceptLoop()
 	return l
@@ -168,7 +236,7 @@ type listener struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	ready  chan accepted
-	sem    chan struct{}
+	pend   *pending
 	wg     sync.WaitGroup
 	once   sync.Once
 }
@@ -198,14 +266,8 @@ func (l *listener) Close() error {
 func (l *listener) acceptLoop() {
 	defer l.wg.Done()
 	for {
-		select {
-		case l.sem <- struct{}{}:
-		case <-l.ctx.Done():
-			return
-		}
 		c, err := l.Listener.Accept()
 		if err != nil {
-			<-l.sem
 			if l.ctx.Err() != nil {
 				return
 			}
@@ -221,20 +283,30 @@ func (l *listener) acceptLoop() {
 			}
 			continue
 		}
+		ctx, cancel := context.WithTimeout(l.ctx, l.s.o.HandshakeTimeout)
+		p, evicted := l.pend.add(c.RemoteAddr(), cancel)
+		for _, e := range evicted {
+			l.s.stats.Failures[ReasonBusy].Add(1)
+			if e.first {
+				l.s.log.Warn(fmt.Sprintf("%s: too many TLS handshakes in progress from %s (more than %d): the oldest ones are closed to make room; this address may be flooding the listener",
+					l.s.name, addrString(e.key), e.limit))
+			}
+		}
 		l.wg.Add(1)
-		go l.handshake(c)
+		go l.handshake(ctx, c, p)
 	}
 }
 
-func (l *listener) handshake(c net.Conn) {
+func (l *listener) handshake(ctx context.Context, c net.Conn, p *pendingConn) {
 	defer l.wg.Done()
 	tc := tls.Server(c, l.s.base)
-	ctx, cancel := context.WithTimeout(l.ctx, l.s.o.HandshakeTimeout)
 	err := tc.HandshakeContext(ctx)
-	cancel()
-	<-l.sem
+	evicted := l.pend.done(p)
+	p.cancel()
 	if err != nil {
-		l.s.handshakeFailed(tc, err)
+		if !evicted {
+			l.s.handshakeFailed(tc, err)
+		}
 		tc.Close()
 		return
 	}

@@ -205,6 +205,14 @@ type crlItem struct {
 	// revoked maps a serial number (big.Int.String) to its entry.
 	revoked map[string]x509.RevocationListEntry
 	loaded  time.Time
+	// issuer is the CA certificate whose signature on the CRL was
+	// verified when it was loaded (see verifyCRL); nil when there were no
+	// CAs to verify it with.
+	issuer *x509.Certificate
+
+	// cached marks a crl_url CRL read from Options.CRLCacheDir at start
+	// rather than fetched: the URL is still to be asked at once.
+	cached bool
 
 	// sigOK caches the outcome of checking the CRL's signature against an
 	// issuer certificate, keyed by the issuer's DER.
@@ -217,7 +225,11 @@ func newCRLItem(source string, pos config.Pos, data []byte, now time.Time) (*crl
 	if err != nil {
 		return nil, err
 	}
-	it := &crlItem{source: source, pos: pos, sum: sha256.Sum256(data), crl: crl,
+	return crlItemOf(source, pos, sha256.Sum256(data), crl, now), nil
+}
+
+func crlItemOf(source string, pos config.Pos, sum digest, crl *x509.RevocationList, now time.Time) *crlItem {
+	it := &crlItem{source: source, pos: pos, sum: sum, crl: crl,
 		revoked: make(map[string]x509.RevocationListEntry, len(crl.RevokedCertificateEntries)),
 		loaded:  now, sigOK: map[string]bool{}}
 	for _, e := range crl.RevokedCertificateEntries {
@@ -225,16 +237,18 @@ func newCRLItem(source string, pos config.Pos, data []byte, now time.Time) (*crl
 			it.revoked[e.SerialNumber.String()] = e
 		}
 	}
-	return it, nil
+	return it
 }
 
-// loadCRLFile loads a crlfile.
-func loadCRLFile(f config.File, now time.Time) (*crlItem, error) {
+// loadCRLFile loads a crlfile: every CRL in it, as OpenSSL (and so
+// Mosquitto) does with a file that bundles one CRL per CA. Using only the
+// first would silently ignore the revocations of the others.
+func loadCRLFile(f config.File, now time.Time) ([]*crlItem, error) {
 	data, err := os.ReadFile(f.Path)
 	if err != nil {
 		return nil, fmt.Errorf("%s: crlfile: %w", f.Pos, err)
 	}
-	it, err := newCRLItem("crlfile "+f.Path, f.Pos, data, now)
+	crls, err := pki.ParseCRLs(data)
 	if err != nil {
 		var ke *pki.KindError
 		if errors.As(err, &ke) && ke.File == "" {
@@ -243,7 +257,12 @@ func loadCRLFile(f config.File, now time.Time) (*crlItem, error) {
 		}
 		return nil, fmt.Errorf("%s: crlfile %s: %w", f.Pos, f.Path, err)
 	}
-	return it, nil
+	sum := digest(sha256.Sum256(data))
+	items := make([]*crlItem, len(crls))
+	for i, crl := range crls {
+		items[i] = crlItemOf("crlfile "+f.Path, f.Pos, sum, crl, now)
+	}
+	return items, nil
 }
 
 // stale reports whether the CRL's nextUpdate has passed.

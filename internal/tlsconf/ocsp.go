@@ -66,10 +66,19 @@ func (s *Server) now() time.Time {
 // from its issuer's responder (the certificate's AIA OCSP URL) and returns
 // when the next fetch is due: halfway to the earliest nextUpdate, between
 // one minute and one day.
-func (s *Server) refreshStaples(ctx context.Context) time.Duration {
+//
+// With onlyNew (the certificates changed), certificates that already hold a
+// response are left alone: a reload does not ask the responders again.
+func (s *Server) refreshStaples(ctx context.Context, onlyNew bool) time.Duration {
 	st := s.state.Load()
 	next := 24 * time.Hour
 	for _, c := range st.certs {
+		if have := s.staples.get(c.leaf); onlyNew && have != nil {
+			if !have.nextUpdate.IsZero() {
+				next = min(next, have.nextUpdate.Sub(s.now())/2)
+			}
+			continue
+		}
 		issuer := issuerOf(c)
 		switch {
 		case len(c.leaf.OCSPServer) == 0:
@@ -151,13 +160,16 @@ func (s *Server) fetchOCSP(ctx context.Context, leaf, issuer *x509.Certificate) 
 // ocspLoop keeps the staples fresh until the server closes.
 func (s *Server) ocspLoop() {
 	defer s.wg.Done()
+	onlyNew := false
 	for {
-		wait := s.refreshStaples(s.ctx)
+		wait := s.refreshStaples(s.ctx, onlyNew)
 		select {
 		case <-s.ctx.Done():
 			return
 		case <-s.resyncOCSP:
+			onlyNew = true
 		case <-time.After(wait):
+			onlyNew = false
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package tlsconf
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
@@ -79,6 +80,11 @@ type Options struct {
 	// HTTPClient fetches crl_url and OCSP responses; nil uses a client with
 	// a 30-second timeout.
 	HTTPClient *http.Client
+	// CRLCacheDir, when set, keeps the last verified CRL of each crl_url,
+	// so that after a restart while the URL does not answer, revocation
+	// by it is still in force (from the saved copy, verified again)
+	// instead of off until the first fetch.
+	CRLCacheDir string
 	// HandshakeTimeout bounds each handshake in NewListener.
 	HandshakeTimeout time.Duration
 	// Debounce is how long file events must be quiet before a reload, so
@@ -105,7 +111,7 @@ type Server struct {
 	mu sync.Mutex
 	// bad remembers, per item, the content that last failed to load, so a
 	// broken file is reported once and not on every event.
-	bad map[string]digest
+	bad map[string]badLoad
 
 	ctx     context.Context
 	cancel  context.CancelFunc
@@ -116,9 +122,16 @@ type Server struct {
 	staples    staples       // OCSP responses (ocsp_stapling)
 	resyncOCSP chan struct{} // certificates changed: fetch their staples
 	warned     sync.Map      // messages already logged once
+	failLog    failLimiter   // rations handshake-failure lines per address
 	// watchReady is closed once the directories are watched (or watching
 	// failed), so tests know when a file change will be seen.
 	watchReady chan struct{}
+}
+
+// badLoad is an item's content that failed to load, and why.
+type badLoad struct {
+	sum digest
+	err string
 }
 
 // spec is what a listener's options ask for, checked.
@@ -179,7 +192,7 @@ func New(o Options) (*Server, error) {
 		o.Now = time.Now
 	}
 	s := &Server{o: o, log: o.Log, name: o.Listener.String(), stats: newStats(),
-		http: o.HTTPClient, bad: map[string]digest{}, resync: make(chan struct{}, 1),
+		http: o.HTTPClient, bad: map[string]badLoad{}, resync: make(chan struct{}, 1),
 		resyncOCSP: make(chan struct{}, 1),
 		watchReady: make(chan struct{})}
 	if s.http == nil {
@@ -194,6 +207,7 @@ func New(o Options) (*Server, error) {
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
+	s.loadCachedCRLs(st)
 	s.state.Store(st)
 	s.base = &tls.Config{
 		MinVersion:         sp.minVersion,
@@ -305,8 +319,13 @@ func (st *state) getCertificate(h *tls.ClientHelloInfo) (*tls.Certificate, error
 	return st.certs[0].cert, nil
 }
 
-// certsChanged asks the OCSP loop to fetch staples for new certificates.
-func (s *Server) certsChanged() {
+// certsChanged asks the OCSP loop to fetch staples for new certificates,
+// when the certificates of prev and next differ: a reload that changed
+// nothing, or only CRLs, asks the responders nothing.
+func (s *Server) certsChanged(prev, next *state) {
+	if prev != nil && slices.Equal(prev.certs, next.certs) {
+		return
+	}
 	select {
 	case s.resyncOCSP <- struct{}{}:
 	default:
@@ -372,10 +391,15 @@ func (s *Server) load(sp *spec, prev *state, strict bool) (*state, []error) {
 			errs = append(errs, err)
 			return
 		}
-		if s.bad[key] == sum && sum != (digest{}) {
+		// The same content failing the same way is reported once, also
+		// when the file cannot be read at all (no content, zero digest):
+		// a log file in the watched directory must not turn each report
+		// into the event that triggers the next.
+		seen := badLoad{sum: sum, err: err.Error()}
+		if s.bad[key] == seen {
 			return
 		}
-		s.bad[key] = sum
+		s.bad[key] = seen
 		s.log.Error(fmt.Sprintf("%s: %v; keeping the previous version in service", s.name, err))
 	}
 	ok := func(key string, old bool, what string) {
@@ -387,7 +411,7 @@ func (s *Server) load(sp *spec, prev *state, strict bool) (*state, []error) {
 
 	prevCerts := map[string]*certItem{}
 	prevCAs := map[string]*caItem{}
-	prevCRLs := map[string]*crlItem{}
+	prevCRLs := map[string][]*crlItem{}
 	if prev != nil {
 		for _, c := range prev.certs {
 			prevCerts[certKey(c.ck)] = c
@@ -396,7 +420,7 @@ func (s *Server) load(sp *spec, prev *state, strict bool) (*state, []error) {
 			prevCAs[c.name()] = c
 		}
 		for _, c := range prev.crls {
-			prevCRLs[c.source] = c
+			prevCRLs[c.source] = append(prevCRLs[c.source], c)
 		}
 		for u, c := range prev.urlCRLs {
 			st.urlCRLs[u] = c
@@ -468,27 +492,39 @@ func (s *Server) load(sp *spec, prev *state, strict bool) (*state, []error) {
 		key := "crlfile " + f.Path
 		old := prevCRLs[key]
 		sum, _ := fileDigest(f.Path)
-		if old != nil && sum == old.sum {
-			st.crls = append(st.crls, old)
+		if len(old) > 0 && sum == old[0].sum && (allVerified(old) || len(st.cas) == 0) {
+			st.crls = append(st.crls, old...)
 			continue
 		}
-		it, err := loadCRLFile(f, now)
+		items, err := loadCRLFile(f, now)
+		for _, it := range items {
+			if err != nil {
+				break
+			}
+			// Checked before anything else looks at it: the number of a
+			// CRL whose signature is not the CA's means nothing.
+			if verr := st.verifyCRL(it); verr != nil {
+				err = fmt.Errorf("%s: crlfile %s: %w", f.Pos, f.Path, verr)
+			}
+		}
 		if err != nil {
 			fail(key, sum, err, old != nil)
 			if old != nil && !strict {
-				st.crls = append(st.crls, old)
+				st.crls = append(st.crls, old...)
 			}
 			continue
 		}
-		if old != nil && olderCRL(it, old) {
+		if back, prior := rollback(items, old); back != nil {
 			fail(key, sum, fmt.Errorf("%s: crlfile %s: this CRL (%s) is older than the one in use (%s); refusing to go back to an older CRL",
-				f.Pos, f.Path, it.describe(), old.describe()), true)
-			st.crls = append(st.crls, old)
+				f.Pos, f.Path, back.describe(), prior.describe()), true)
+			st.crls = append(st.crls, old...)
 			continue
 		}
-		ok(key, old != nil, key+": "+it.describe())
-		s.checkCRL(it, st, now)
-		st.crls = append(st.crls, it)
+		for _, it := range items {
+			ok(key, old != nil, key+": "+it.describe())
+			s.checkCRL(it, now)
+		}
+		st.crls = append(st.crls, items...)
 	}
 	if len(errs) > 0 {
 		return nil, errs
@@ -500,33 +536,91 @@ func (s *Server) load(sp *spec, prev *state, strict bool) (*state, []error) {
 	return st, nil
 }
 
-// olderCRL reports whether next carries a lower CRL number than cur: a
-// rollback, which would un-revoke certificates.
+// allVerified reports whether every item's signature was verified.
+func allVerified(items []*crlItem) bool {
+	for _, it := range items {
+		if it.issuer == nil {
+			return false
+		}
+	}
+	return true
+}
+
+// rollback finds a CRL among next that is older than the verified one of
+// the same issuer among cur.
+func rollback(next, cur []*crlItem) (older, prior *crlItem) {
+	for _, n := range next {
+		for _, c := range cur {
+			if c.issuer != nil && olderCRL(n, c) {
+				return n, c
+			}
+		}
+	}
+	return nil, nil
+}
+
+// olderCRL reports whether next carries a lower CRL number than cur, both
+// from the same issuer and verified: a rollback, which would un-revoke
+// certificates.
 func olderCRL(next, cur *crlItem) bool {
+	if !bytes.Equal(next.crl.RawIssuer, cur.crl.RawIssuer) {
+		return false
+	}
 	if next.crl.Number != nil && cur.crl.Number != nil {
 		return next.crl.Number.Cmp(cur.crl.Number) < 0
 	}
 	return next.crl.ThisUpdate.Before(cur.crl.ThisUpdate)
 }
 
-// checkCRL warns about a CRL that is past its nextUpdate or whose issuer
-// is not among the CAs.
-func (s *Server) checkCRL(it *crlItem, st *state, now time.Time) {
-	if it.stale(now) {
-		s.warnStaleCRL(it, now)
+// verifyCRL checks that the CRL is signed by its issuer, found among the
+// CAs of cafile/capath or the CA certificates of a certfile chain that
+// lead to them, and remembers the issuer. A CRL that fails is never put
+// in service: anyone on the path of a plain-HTTP crl_url, or able to write
+// the file, could otherwise switch revocation off with an empty CRL.
+// Without cafile/capath no client certificate is verified, so CRLs are
+// not used and not checked.
+func (st *state) verifyCRL(it *crlItem) error {
+	if len(st.cas) == 0 {
+		return nil
 	}
+	var cands []*x509.Certificate
 	for _, ca := range st.cas {
 		for _, c := range ca.certs {
-			if string(c.RawSubject) == string(it.crl.RawIssuer) {
-				if !it.signedBy(c) {
-					s.log.Error(fmt.Sprintf("%s: %s: the CRL's signature does not verify with the CA %s; it revokes nothing until it does", s.name, it.source, subject(c)))
-				}
-				return
+			if bytes.Equal(c.RawSubject, it.crl.RawIssuer) {
+				cands = append(cands, c)
 			}
 		}
 	}
-	if len(st.cas) > 0 {
-		s.log.Warn(fmt.Sprintf("%s: %s: the CRL's issuer %s is not in cafile/capath; it applies only to client chains that include that issuer", s.name, it.source, it.crl.Issuer))
+	for _, c := range st.certs {
+		for _, der := range c.cert.Certificate[1:] {
+			ic, err := x509.ParseCertificate(der)
+			if err != nil || !ic.IsCA || !bytes.Equal(ic.RawSubject, it.crl.RawIssuer) || st.pool == nil {
+				continue
+			}
+			// An intermediate counts only if it leads to a trusted CA.
+			if _, err := ic.Verify(x509.VerifyOptions{Roots: st.pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err == nil {
+				cands = append(cands, ic)
+			}
+		}
+	}
+	for _, c := range cands {
+		if it.signedBy(c) {
+			it.issuer = c
+			return nil
+		}
+	}
+	if len(cands) == 0 {
+		return fmt.Errorf("cannot verify this CRL: its issuer %s is not in cafile/capath (nor a CA in a certfile chain); add the issuing CA's certificate to cafile — a CRL whose signature cannot be checked is not used",
+			it.crl.Issuer)
+	}
+	return fmt.Errorf("REJECTED: the CRL's signature does not verify with the CA %s that it names as issuer: it is forged or corrupt, and is not used",
+		subject(cands[0]))
+}
+
+// checkCRL warns about a CRL that is past its nextUpdate.
+func (s *Server) checkCRL(it *crlItem, now time.Time) {
+	if it.stale(now) {
+		s.warnStaleCRL(it, now)
 	}
 }
 
@@ -551,9 +645,9 @@ func (s *Server) Reload() {
 		return
 	}
 	s.state.Store(st)
-	s.certsChanged()
+	s.certsChanged(prev, st)
 	s.mu.Unlock()
-	if crlsChanged(prev, st) {
+	if crlsChanged(prev, st) || !slices.Equal(prev.cas, st.cas) {
 		s.closeRevoked()
 	}
 }
@@ -594,13 +688,13 @@ func (s *Server) Apply(l *config.Listener) error {
 	}
 	s.buildConfigs(st)
 	s.state.Store(st)
-	s.certsChanged()
+	s.certsChanged(prev, st)
 	s.mu.Unlock()
 	select {
 	case s.resync <- struct{}{}:
 	default:
 	}
-	if crlsChanged(prev, st) {
+	if crlsChanged(prev, st) || !slices.Equal(prev.cas, st.cas) {
 		s.closeRevoked()
 	}
 	return nil
@@ -640,7 +734,6 @@ func (s *Server) setURLCRL(url string, it *crlItem) {
 	st.urlCRLs[url] = it
 	s.buildConfigs(&st)
 	s.state.Store(&st)
-	s.certsChanged()
 	s.mu.Unlock()
 	s.closeRevoked()
 }

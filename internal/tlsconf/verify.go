@@ -135,21 +135,54 @@ func (s *Server) Revoked(nc net.Conn) (*RevokedError, bool) {
 	return re, re != nil
 }
 
+// refused says why an open connection's client certificate would not be
+// let in now: revoked by the current CRLs, or no longer leading to a CA of
+// the current cafile/capath (a CA taken out of them). Empty when it would.
+func (s *Server) refused(nc net.Conn) string {
+	cs, ok := connectionState(nc)
+	if !ok || len(cs.VerifiedChains) == 0 {
+		return ""
+	}
+	st := s.state.Load()
+	// Trust is checked, not expiry: a certificate that expired during a
+	// connection is not cut off here (nor anywhere, as in Mosquitto), so
+	// the check runs at a moment when every certificate was valid.
+	at := s.o.Now()
+	for _, c := range cs.PeerCertificates {
+		if c.NotAfter.Before(at) {
+			at = c.NotAfter
+		}
+	}
+	chains, err := st.verifyChain(cs.PeerCertificates, at)
+	if err != nil {
+		_, why := classify(err)
+		return why + " (cafile/capath changed)"
+	}
+	if len(chains) == 0 {
+		chains = cs.VerifiedChains
+	}
+	if re := st.revocation(chains); re != nil {
+		return re.Error()
+	}
+	return ""
+}
+
 // closeRevoked closes the connections whose certificate the current CRLs
-// revoke, logging each with the certificate's subject and serial.
+// revoke, or that the current CAs no longer accept, logging each with the
+// certificate's subject and serial.
 func (s *Server) closeRevoked() {
 	if s.o.Disconnect == nil || s.state.Load().spec.clientAuth == tls.NoClientCert {
 		return
 	}
 	n := s.o.Disconnect(func(nc net.Conn, clientID string) bool {
-		re, revoked := s.Revoked(nc)
-		if revoked {
-			s.log.Warn(fmt.Sprintf("%s: closing client %q from %s: %v", s.name, clientID, nc.RemoteAddr(), re))
+		why := s.refused(nc)
+		if why != "" {
+			s.log.Warn(fmt.Sprintf("%s: closing client %q from %s: %s", s.name, clientID, nc.RemoteAddr(), why))
 		}
-		return revoked
+		return why != ""
 	})
 	if n > 0 {
-		s.log.Info(fmt.Sprintf("%s: closed %d connection(s) whose client certificate is now revoked", s.name, n))
+		s.log.Info(fmt.Sprintf("%s: closed %d connection(s) whose client certificate is now revoked or no longer trusted", s.name, n))
 	}
 }
 

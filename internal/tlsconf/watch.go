@@ -7,13 +7,16 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
 
 	"github.com/mamori-mqtt/mamori/internal/config"
+	"github.com/mamori-mqtt/mamori/internal/pki"
 )
 
 // Start runs the listener's background work until ctx is done or Close is
@@ -73,19 +76,85 @@ func (s *Server) Close() error {
 	return nil
 }
 
-// watchDirs lists the directories to watch: each file's own directory and,
-// for a symlink, its target's, so that both an atomic rename next to the
-// file and a swap of the link (as Kubernetes and certbot do) are seen.
-func (s *Server) watchDirs() []string {
+// maxReloadDelay bounds how long file events can postpone a reload: a
+// file written several times a second (a log, a subscriber's output) must
+// not hold back a new CRL indefinitely.
+const maxReloadDelay = time.Second
+
+// watchSet is what the watcher looks at: the directories to watch, the
+// paths in them whose events count, and the directories (capath) in which
+// every entry counts.
+type watchSet struct {
+	dirs  []string
+	names map[string]bool
+	trees map[string]bool
+}
+
+// relevant reports whether an event on path concerns a watched file.
+func (ws *watchSet) relevant(path string) bool {
+	p := filepath.Clean(path)
+	return ws.names[p] || ws.trees[p] || ws.trees[filepath.Dir(p)]
+}
+
+// linkChain lists the paths whose change changes what path resolves to:
+// path itself, every symbolic link met while resolving it (the file, or a
+// directory on the way, such as Kubernetes' "..data"), and the final
+// target. At most 40 links are followed, as the kernel does.
+func linkChain(path string) []string {
+	cur, err := filepath.Abs(path)
+	if err != nil {
+		return []string{filepath.Clean(path)}
+	}
+	out := []string{cur}
+	for range 40 {
+		// Find the first component of cur that is a symbolic link.
+		parts := strings.Split(strings.TrimPrefix(cur, string(filepath.Separator)), string(filepath.Separator))
+		link, rest := "", ""
+		prefix := string(filepath.Separator)
+		for k, part := range parts {
+			prefix = filepath.Join(prefix, part)
+			fi, err := os.Lstat(prefix)
+			if err != nil {
+				return out
+			}
+			if fi.Mode()&os.ModeSymlink != 0 {
+				link, rest = prefix, filepath.Join(parts[k+1:]...)
+				break
+			}
+		}
+		if link == "" {
+			return out
+		}
+		target, err := os.Readlink(link)
+		if err != nil {
+			return out
+		}
+		if !filepath.IsAbs(target) {
+			target = filepath.Join(filepath.Dir(link), target)
+		}
+		cur = filepath.Join(target, rest)
+		out = append(out, link, cur)
+	}
+	return out
+}
+
+// watchSet lists what to watch for the current options: each file's own
+// directory and, along its chain of symbolic links, each link's and the
+// target's, so that both an atomic rename next to the file and a swap of
+// a link (as Kubernetes and certbot do) are seen; only events on those
+// names count, so a busy neighbour in the same directory (a log file,
+// the broker's own) neither postpones nor triggers reloads.
+func (s *Server) watchSet() *watchSet {
 	t := &s.state.Load().spec.l.TLS
-	set := map[string]bool{}
+	ws := &watchSet{names: map[string]bool{}, trees: map[string]bool{}}
+	dirs := map[string]bool{}
 	add := func(p string) {
 		if p == "" {
 			return
 		}
-		set[filepath.Dir(filepath.Clean(p))] = true
-		if r, err := filepath.EvalSymlinks(p); err == nil {
-			set[filepath.Dir(r)] = true
+		for _, q := range linkChain(p) {
+			ws.names[q] = true
+			dirs[filepath.Dir(q)] = true
 		}
 	}
 	for _, ck := range t.Certs {
@@ -97,23 +166,26 @@ func (s *Server) watchDirs() []string {
 		add(f.Path)
 	}
 	if t.CAPath.IsSet() {
-		set[filepath.Clean(t.CAPath.Path)] = true
 		add(t.CAPath.Path)
+		for _, q := range linkChain(t.CAPath.Path) {
+			ws.trees[q] = true
+			dirs[q] = true
+		}
 		if r, err := filepath.EvalSymlinks(t.CAPath.Path); err == nil {
-			set[r] = true
+			ws.trees[r] = true
+			dirs[r] = true
 		}
 	}
-	dirs := make([]string, 0, len(set))
-	for d := range set {
-		dirs = append(dirs, d)
+	for d := range dirs {
+		ws.dirs = append(ws.dirs, d)
 	}
-	sort.Strings(dirs)
-	return dirs
+	sort.Strings(ws.dirs)
+	return ws
 }
 
-// watchLoop reloads after file events have been quiet for Debounce. Any
-// event in a watched directory counts, because a symlink swap changes a
-// name other than the file's; Reload then loads only what really changed.
+// watchLoop reloads once events on the watched files have been quiet for
+// Debounce, or maxReloadDelay after the first one, whichever comes first;
+// Reload then loads only what really changed.
 func (s *Server) watchLoop(resync <-chan struct{}) {
 	defer s.wg.Done()
 	w, err := fsnotify.NewWatcher()
@@ -124,15 +196,17 @@ func (s *Server) watchLoop(resync <-chan struct{}) {
 	}
 	defer w.Close()
 	watched := map[string]bool{}
+	var ws *watchSet
 	sync := func() {
+		ws = s.watchSet()
 		want := map[string]bool{}
-		for _, d := range s.watchDirs() {
+		for _, d := range ws.dirs {
 			want[d] = true
 			if watched[d] {
 				continue
 			}
 			if err := w.Add(d); err != nil {
-				s.log.Warn(fmt.Sprintf("%s: cannot watch %s (%v); changes there need SIGHUP", s.name, d, err))
+				s.warnOnce("watch "+d, fmt.Sprintf("%s: cannot watch %s (%v); changes there need SIGHUP", s.name, d, err))
 				continue
 			}
 			watched[d] = true
@@ -148,22 +222,28 @@ func (s *Server) watchLoop(resync <-chan struct{}) {
 	close(s.watchReady)
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
+	var first time.Time // of the events not yet reloaded; zero when none
 	for {
 		select {
 		case ev, ok := <-w.Events:
 			if !ok {
 				return
 			}
-			if ev.Op == fsnotify.Chmod {
+			if ev.Op == fsnotify.Chmod || !ws.relevant(ev.Name) {
 				continue
 			}
-			timer.Reset(s.o.Debounce)
+			now := time.Now()
+			if first.IsZero() {
+				first = now
+			}
+			timer.Reset(min(s.o.Debounce, max(0, first.Add(maxReloadDelay).Sub(now))))
 		case err, ok := <-w.Errors:
 			if !ok {
 				return
 			}
 			s.log.Warn(fmt.Sprintf("%s: file watching: %v", s.name, err))
 		case <-timer.C:
+			first = time.Time{}
 			s.Reload()
 			// A directory that was missing may exist now, and a symlink
 			// may point somewhere new.
@@ -202,7 +282,7 @@ func (s *Server) crlLoop(resync <-chan struct{}) {
 				// Fetched once by New or Apply's caller; the first refresh
 				// comes one interval later unless that fetch failed.
 				d = now
-				if s.state.Load().urlCRLs[u] != nil {
+				if it := s.state.Load().urlCRLs[u]; it != nil && !it.cached {
 					d = now.Add(sp.crlRefresh)
 				}
 			}
@@ -238,30 +318,87 @@ const maxCRLSize = 64 << 20
 func (s *Server) fetchCRL(v config.Value, timeout time.Duration) bool {
 	ctx, cancel := context.WithTimeout(s.ctx, timeout)
 	defer cancel()
+	st := s.state.Load()
+	old := st.urlCRLs[v.Text]
+	// What a failure leaves in force, said plainly: before the first CRL
+	// from this URL, nothing it would revoke is refused.
+	keeping := "keeping the CRL in service"
+	if old == nil {
+		keeping = "NO CRL from this URL is in force yet: certificates it revokes are accepted until one is fetched"
+	}
 	data, err := s.download(ctx, v.Text)
 	if err != nil {
-		s.log.Error(fmt.Sprintf("%s: crl_url %s (%s): %v; keeping the CRL in service, retrying", s.name, v.Text, v.Pos, err))
+		s.log.Error(fmt.Sprintf("%s: crl_url %s (%s): %v; %s; retrying", s.name, v.Text, v.Pos, err, keeping))
 		return false
 	}
 	now := s.o.Now()
-	st := s.state.Load()
-	old := st.urlCRLs[v.Text]
 	if old != nil && old.sum == sha256.Sum256(data) {
 		return true
 	}
 	it, err := newCRLItem("crl_url "+v.Text, v.Pos, data, now)
+	if err == nil {
+		err = st.verifyCRL(it)
+	}
 	if err != nil {
-		s.log.Error(fmt.Sprintf("%s: crl_url %s (%s): %v; keeping the CRL in service", s.name, v.Text, v.Pos, err))
+		s.log.Error(fmt.Sprintf("%s: crl_url %s (%s): %v; %s", s.name, v.Text, v.Pos, err, keeping))
 		return false
 	}
-	if old != nil && olderCRL(it, old) {
+	if old != nil && old.issuer != nil && olderCRL(it, old) {
 		s.log.Error(fmt.Sprintf("%s: crl_url %s served CRL number %s, older than the one in use (%s); ignored", s.name, v.Text, it.crl.Number, old.crl.Number))
 		return false
 	}
 	s.log.Info(fmt.Sprintf("%s: loaded crl_url %s: %s", s.name, v.Text, it.describe()))
-	s.checkCRL(it, st, now)
+	s.checkCRL(it, now)
 	s.setURLCRL(v.Text, it)
+	s.saveCRL(v.Text, data)
 	return true
+}
+
+// crlCachePath is where the last verified CRL of url is kept.
+func (s *Server) crlCachePath(url string) string {
+	sum := sha256.Sum256([]byte(url))
+	return filepath.Join(s.o.CRLCacheDir, fmt.Sprintf("crl-%x.crl", sum[:12]))
+}
+
+// saveCRL keeps a verified CRL of url for the next start (CRLCacheDir).
+func (s *Server) saveCRL(url string, data []byte) {
+	if s.o.CRLCacheDir == "" {
+		return
+	}
+	err := os.MkdirAll(s.o.CRLCacheDir, 0o755)
+	if err == nil {
+		err = pki.WriteFileAtomic(s.crlCachePath(url), data, 0o644)
+	}
+	if err != nil {
+		s.warnOnce("crl cache "+url, fmt.Sprintf("%s: crl_url %s: cannot keep a copy in %s (%v): after a restart while the URL does not answer, its revocations would not be in force until it does",
+			s.name, url, s.o.CRLCacheDir, err))
+	}
+}
+
+// loadCachedCRLs puts in service, for each crl_url, the copy kept by the
+// previous run, if it still verifies; the first fetch replaces it.
+func (s *Server) loadCachedCRLs(st *state) {
+	if s.o.CRLCacheDir == "" {
+		return
+	}
+	now := s.o.Now()
+	for _, v := range st.spec.l.TLS.CRLURLs {
+		data, err := os.ReadFile(s.crlCachePath(v.Text))
+		if err != nil {
+			continue
+		}
+		it, err := newCRLItem("crl_url "+v.Text, v.Pos, data, now)
+		if err == nil {
+			err = st.verifyCRL(it)
+		}
+		if err != nil {
+			s.log.Warn(fmt.Sprintf("%s: crl_url %s: the copy kept in %s is not used: %v", s.name, v.Text, s.o.CRLCacheDir, err))
+			continue
+		}
+		it.cached = true
+		st.urlCRLs[v.Text] = it
+		s.log.Info(fmt.Sprintf("%s: crl_url %s: in force from the copy kept by the previous run (%s) until the URL answers", s.name, v.Text, it.describe()))
+	}
 }
 
 func (s *Server) download(ctx context.Context, url string) ([]byte, error) {

@@ -233,9 +233,13 @@ func TestUserDropsPrivileges(t *testing.T) {
 	if err != nil {
 		t.Skipf("no user nobody: %v", err)
 	}
-	b := startBroker(t, func(port int) string {
-		return fmt.Sprintf("user nobody\nlistener %d 127.0.0.1\nallow_anonymous true\n", port)
-	})
+	// The configuration is read again on SIGHUP, as nobody: it must be in
+	// a directory nobody can search (the broker refuses to start
+	// otherwise, see TestRereadableFilesAfterDrop).
+	b := brokertest.StartBroker(t, brokertest.BrokerConfig{Bin: mamoriBin, Dir: openDir(t), DialReady: true,
+		Conf: func(port int) string {
+			return fmt.Sprintf("user nobody\nlistener %d 127.0.0.1\nallow_anonymous true\n", port)
+		}})
 	b.WaitLine(" running")
 	status := string(mustRead(t, fmt.Sprintf("/proc/%d/status", b.Pid())))
 	var uidLine string

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/mamori-mqtt/mamori/internal/brokertest"
@@ -31,8 +32,15 @@ func startBroker(t *testing.T, extra ...string) *broker {
 	b := brokertest.StartBroker(t, brokertest.BrokerConfig{Bin: mamoriBin, Dir: t.TempDir(),
 		Conf: func(port int) string {
 			conf := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\n", port)
+			hasUser := false
 			for _, l := range extra {
 				conf += l + "\n"
+				hasUser = hasUser || strings.HasPrefix(l, "user ")
+			}
+			if !hasUser {
+				// As root the broker would drop to the mosquitto user, who
+				// cannot read the test's private files, and refuse to start.
+				conf += "user root\n"
 			}
 			return conf
 		}}, brokertest.Lifetime(0))

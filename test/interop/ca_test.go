@@ -30,8 +30,9 @@ func TestPKIFromMamoriCA(t *testing.T) {
 	issued := func(name string) string { return filepath.Join(dir, "issued", name) }
 	tlsPort := freePort(t)
 	b := startBroker(t,
-		// The CA directory is private (0700); as root, the broker would
-		// otherwise drop to the mosquitto user and lose access to it.
+		// The server key is 0600 (root's, here): as root, the broker would
+		// otherwise drop to the mosquitto user and refuse to start, since
+		// it could not re-read the key then.
 		"user root",
 		fmt.Sprintf("listener %d 127.0.0.1", tlsPort),
 		"cafile "+filepath.Join(dir, "ca.crt"),

@@ -5,12 +5,15 @@ package broker
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"runtime/pprof"
 	"strconv"
@@ -206,6 +209,11 @@ func (s *server) run(status *daemonStatus) int {
 		log.Error(fmt.Sprintf("Error: %v", err))
 		return 3
 	}
+	du, warning, err := lookupDropUser(s.cfg.User, s.cfg.User == config.DefaultUser)
+	if err != nil {
+		log.Error("Error: " + err.Error())
+		return 1
+	}
 	opts := brokerOptions(s.cfg, log)
 	b, err := broker.New(opts)
 	if err != nil {
@@ -217,10 +225,22 @@ func (s *server) run(status *daemonStatus) int {
 	if err := s.openListeners(auths); err != nil {
 		log.Error("Error: " + err.Error())
 		for _, r := range s.listeners {
-			r.close()
+			r.close(nil)
 		}
 		b.Close()
 		return 1
+	}
+	if du != nil {
+		// Everything the broker reads again later (SIGHUP, a changed
+		// certificate or CRL) it reads as that user: a file only root can
+		// read would fail then, and revocation or a removed password would
+		// silently stop applying. Refuse now, naming the file; after the
+		// listeners loaded, so that a broken file is reported as such.
+		if err := s.checkRereadable(du, out); err != nil {
+			log.Error("Error: " + err.Error())
+			s.closeAll()
+			return 3
+		}
 	}
 	if s.cfg.Persistence.Enabled {
 		log.Warn("persistence: mamori does not save its state to disk yet; retained messages and persistent sessions are kept in memory and lost on restart")
@@ -247,16 +267,22 @@ func (s *server) run(status *daemonStatus) int {
 			s.closeAll()
 			return 1
 		}
-		defer os.Remove(s.cfg.PIDFile.Path)
+		defer func() {
+			if err := os.Remove(s.cfg.PIDFile.Path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				log.Warn(fmt.Sprintf("Warning: cannot remove pid_file %s at exit (%v): its directory must be writable by the user the broker runs as", s.cfg.PIDFile.Path, err))
+			}
+		}()
 	}
-	warning, err := dropPrivileges(s.cfg.User, s.cfg.User == config.DefaultUser)
-	if err != nil {
+	if err := du.drop(); err != nil {
 		log.Error("Error: " + err.Error())
 		s.closeAll()
 		return 1
 	}
 	if warning != "" {
 		log.Warn(warning)
+	}
+	if du != nil {
+		s.warnUnremovable(du)
 	}
 
 	pubCtx, stopPub := context.WithCancel(context.Background())
@@ -402,7 +428,7 @@ func (s *server) closeAll() {
 	}
 	s.b.Close()
 	for _, r := range s.listeners {
-		r.close()
+		r.close(s.log)
 		if r.ws != nil {
 			r.ws.Wait()
 		}
@@ -411,12 +437,52 @@ func (s *server) closeAll() {
 }
 
 // close closes the listener's sockets (Serve may have done so already).
-func (r *running) close() {
+// Closing a unix socket listener removes its file; when that fails — the
+// broker dropped its privileges and may not write the socket's directory
+// any more — it is said, since the file stays behind (the next start
+// removes it).
+func (r *running) close(log *slog.Logger) {
 	for _, ln := range r.lns {
 		ln.Close()
 	}
 	if r.tls != nil {
 		r.tls.Close()
+	}
+	if p := r.cfg.UnixPath; p != "" && log != nil {
+		if fi, err := os.Lstat(p); err == nil && fi.Mode()&fs.ModeSocket != 0 {
+			if err := os.Remove(p); err != nil {
+				log.Warn(fmt.Sprintf("Warning: cannot remove the unix socket %s at exit (%v); the next start removes it. Give the broker's user write access to %s, or set `user root`", p, err, filepath.Dir(p)))
+			}
+		}
+	}
+}
+
+// warnUnremovable says at start, once the broker runs as du, which unix
+// socket files it will not be able to remove at exit: removing a file
+// needs write and search permission on its directory and, in a sticky
+// directory such as /tmp, ownership of the file or the directory.
+func (s *server) warnUnremovable(du *dropUser) {
+	for _, r := range s.listeners {
+		p := r.cfg.UnixPath
+		if p == "" {
+			continue
+		}
+		dir := filepath.Dir(p)
+		why := ""
+		if err := syscall.Access(dir, 2|1); err != nil { // W_OK|X_OK, as the user the process now is
+			why = fmt.Sprintf("%s is not writable by %q", dir, du.name)
+		} else if fi, err := os.Stat(dir); err == nil && fi.Mode()&fs.ModeSticky != 0 {
+			dst, dok := fi.Sys().(*syscall.Stat_t)
+			sfi, err := os.Lstat(p)
+			if err == nil && dok {
+				if sst, ok := sfi.Sys().(*syscall.Stat_t); ok && int(sst.Uid) != du.uid && int(dst.Uid) != du.uid {
+					why = fmt.Sprintf("%s is sticky and the socket belongs to uid %d", dir, sst.Uid)
+				}
+			}
+		}
+		if why != "" {
+			s.log.Warn(fmt.Sprintf("Warning: unix socket %s: the broker runs as %q and will not be able to remove it at exit (%s); the next start removes it", p, du.name, why))
+		}
 	}
 }
 

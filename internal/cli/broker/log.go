@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"log/syslog"
 	"os"
@@ -53,6 +54,7 @@ type logOutput struct {
 	format  string // strftime format; empty: Unix seconds
 	writers []io.Writer
 	file    *os.File
+	created bool // file did not exist before this output opened it
 	sys     *syslog.Writer
 	topic   bool
 }
@@ -78,11 +80,12 @@ func openLogOutput(l config.Log, verbose bool, stdout, stderr io.Writer) (*logOu
 		// Log lines name clients and users: readable by the broker's user
 		// only. O_APPEND keeps lines whole when logrotate's copytruncate or
 		// another writer shares the file.
+		_, statErr := os.Lstat(l.File.Path)
 		f, err := os.OpenFile(l.File.Path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 		if err != nil {
 			return nil, nil, fmt.Errorf("%s: log_dest file: %w", l.File.Pos, err)
 		}
-		o.file = f
+		o.file, o.created = f, errors.Is(statErr, fs.ErrNotExist)
 		o.writers = append(o.writers, f)
 	}
 	if l.Dest.Has(config.LogSyslog) {

@@ -128,11 +128,17 @@ func (d *daemonStatus) ready() {
 	}
 }
 
-// dropPrivileges switches to the configured user when the process runs as
-// root, as Mosquitto does after opening its listeners (so ports below 1024
-// and root-owned certificate keys still work). Supplementary groups are set
-// from the user's groups, then the group, then the user: in that order,
-// because after setuid the process may no longer change its groups.
+// dropUser is the account the broker switches to after opening its
+// listeners (the `user` option) when it starts as root.
+type dropUser struct {
+	name     string
+	uid, gid int
+	groups   []int
+}
+
+// lookupDropUser resolves the user the broker will run as, or returns nil
+// when it keeps its identity: it does not run as root, or `user` is root
+// or empty.
 //
 // Mosquitto refuses to start when the user does not exist. mamori does the
 // same for a user named in the configuration, but for the default user
@@ -140,44 +146,56 @@ func (d *daemonStatus) ready() {
 // have — it keeps running as root with a warning, so a configuration without
 // a `user` line starts as it did under Mosquitto's package. `user root`
 // keeps root, as in Mosquitto.
-func dropPrivileges(name string, isDefault bool) (warning string, err error) {
+func lookupDropUser(name string, isDefault bool) (du *dropUser, warning string, err error) {
 	if os.Geteuid() != 0 || name == "" || name == "root" {
-		return "", nil
+		return nil, "", nil
 	}
 	u, err := user.Lookup(name)
 	if err != nil {
 		var unknown user.UnknownUserError
 		if errors.As(err, &unknown) && isDefault {
-			return fmt.Sprintf("Warning: running as root: user %q does not exist, so privileges were not dropped (set `user` to an existing account)", name), nil
+			return nil, fmt.Sprintf("Warning: running as root: user %q does not exist, so privileges were not dropped (set `user` to an existing account)", name), nil
 		}
-		return "", fmt.Errorf("unable to drop privileges to %q: %w", name, err)
+		return nil, "", fmt.Errorf("unable to drop privileges to %q: %w", name, err)
 	}
 	uid, err1 := strconv.Atoi(u.Uid)
 	gid, err2 := strconv.Atoi(u.Gid)
 	if err := errors.Join(err1, err2); err != nil {
-		return "", fmt.Errorf("unable to drop privileges to %q: %w", name, err)
+		return nil, "", fmt.Errorf("unable to drop privileges to %q: %w", name, err)
 	}
-	var groups []int
+	du = &dropUser{name: name, uid: uid, gid: gid}
 	if ids, err := u.GroupIds(); err == nil {
 		for _, s := range ids {
 			if g, err := strconv.Atoi(s); err == nil {
-				groups = append(groups, g)
+				du.groups = append(du.groups, g)
 			}
 		}
 	}
-	if len(groups) == 0 {
-		groups = []int{gid}
+	if len(du.groups) == 0 {
+		du.groups = []int{gid}
 	}
-	if err := syscall.Setgroups(groups); err != nil {
-		return "", fmt.Errorf("unable to drop privileges to %q: setgroups: %w", name, err)
+	return du, "", nil
+}
+
+// drop switches the process to the user, as Mosquitto does after opening
+// its listeners (so ports below 1024 and root-owned certificate keys still
+// work at start). Supplementary groups are set from the user's groups,
+// then the group, then the user: in that order, because after setuid the
+// process may no longer change its groups.
+func (du *dropUser) drop() error {
+	if du == nil {
+		return nil
 	}
-	if err := syscall.Setgid(gid); err != nil {
-		return "", fmt.Errorf("unable to drop privileges to %q: setgid: %w", name, err)
+	if err := syscall.Setgroups(du.groups); err != nil {
+		return fmt.Errorf("unable to drop privileges to %q: setgroups: %w", du.name, err)
 	}
-	if err := syscall.Setuid(uid); err != nil {
-		return "", fmt.Errorf("unable to drop privileges to %q: setuid: %w", name, err)
+	if err := syscall.Setgid(du.gid); err != nil {
+		return fmt.Errorf("unable to drop privileges to %q: setgid: %w", du.name, err)
 	}
-	return "", nil
+	if err := syscall.Setuid(du.uid); err != nil {
+		return fmt.Errorf("unable to drop privileges to %q: setuid: %w", du.name, err)
+	}
+	return nil
 }
 
 // writePIDFile writes the process id as Mosquitto does, one line.

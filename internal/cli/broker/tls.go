@@ -33,6 +33,12 @@ func setupTLS(ctx context.Context, l *config.Listener, cfg *config.Config, b *br
 		}
 	}
 	o := tlsconf.Options{Listener: l, ExpiryWarningDays: cfg.CertExpiryWarningDays, Log: log}
+	if len(l.TLS.CRLURLs) > 0 {
+		// A restart while a CRL server is down keeps its revocations.
+		if dir, err := dataDir(); err == nil {
+			o.CRLCacheDir = filepath.Join(dir, "crl")
+		}
+	}
 	if l.Protocol == config.ProtocolWebSockets {
 		o.NextProtos = []string{"http/1.1"}
 	}

@@ -74,7 +74,7 @@ func TestWorkflowWithOpenSSL(t *testing.T) {
 	if !strings.Contains(out, "Created CA \"Factory CA\"") || !strings.Contains(out, "encrypted") {
 		t.Errorf("init output:\n%s", out)
 	}
-	if m := mode(t, dir); m != 0o700 {
+	if m := mode(t, dir); m != 0o755 {
 		t.Errorf("CA dir mode %o", m)
 	}
 	ca := filepath.Join(dir, "ca.crt")

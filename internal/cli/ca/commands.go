@@ -192,6 +192,10 @@ func (e *env) printIssued(c *pki.CA, iss *pki.Issued) {
 	switch r.Kind {
 	case pki.ServerCert:
 		fmt.Fprintf(e.stdout, "For mosquitto.conf:\n  cafile %s\n  certfile %s\n  keyfile %s\n", ca, iss.ChainFile, key)
+		if iss.KeyFile != "" {
+			// The broker reloads the key as the user it drops to.
+			fmt.Fprintf(e.stdout, "A broker started as root runs as its `user` (mosquitto by default) and re-reads the key as that user:\n  chgrp mosquitto %s && chmod 0640 %s\n", key, key)
+		}
 	case pki.ClientCert:
 		fmt.Fprintf(e.stdout, "For clients: --cafile %s --cert %s --key %s\n", ca, iss.ChainFile, key)
 	}
