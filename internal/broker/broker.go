@@ -44,8 +44,12 @@ type Options struct {
 	WriteTimeout               time.Duration // a subscriber that accepts nothing this long is disconnected
 	SysInterval                time.Duration // $SYS publish interval; 0 disables
 	ConnectionMessages         bool          // log connects and disconnects
-	TrimMemory                 bool          // hand free memory back to the system when quiet (trim.go)
-	Version                    string
+	// ReasonStrings adds reason strings to failure CONNACK, PUBACK, PUBREC
+	// and DISCONNECT packets (MQTT 5). Off by default, like Mosquitto: the
+	// reasons are logged instead, so a refused client learns only the code.
+	ReasonStrings bool
+	TrimMemory    bool // hand free memory back to the system when quiet (trim.go)
+	Version       string
 
 	Logger         *slog.Logger
 	Store          store.Store

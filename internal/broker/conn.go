@@ -67,14 +67,18 @@ type conn struct {
 
 	// Parking (park_linux.go): an idle plain connection gives its
 	// goroutine up, and after a while its net.Conn.
-	parkMu          sync.Mutex
-	parkID          int32
-	heapIdx         int32 // position in the parker's timer heap, -1 when absent; under parker.mu
-	fd              int32 // the socket (nc's or, released, the broker's own); under parkMu
-	parkable        bool  // a plain socket: set at creation, read-only
-	parked          bool
-	released        bool  // nc is nil, fd is a descriptor of the broker's own; under parkMu and outMu
-	sockClosed      bool  // closeSocket has run: fd is no longer ours to read; under parkMu
+	parkMu     sync.Mutex
+	parkID     int32
+	heapIdx    int32 // position in the parker's timer heap, -1 when absent; under parker.mu
+	fd         int32 // the socket (nc's or, released, the broker's own); under parkMu
+	parkable   bool  // a plain socket: set at creation, read-only
+	parked     bool
+	released   bool // nc is nil, fd is a descriptor of the broker's own; under parkMu and outMu
+	sockClosed bool // closeSocket has run: fd is no longer ours to read; under parkMu
+	// linger asks closeSocket for a lingering close (close.go): the broker
+	// sent a final packet (DISCONNECT, refusing CONNACK) and no read loop
+	// reads the socket any more.
+	linger          atomic.Bool
 	epollArmed      bool  // fd is registered in the parker's epoll set
 	parkTimedOut    bool  // resumed by its deadline
 	justConnected   bool  // CONNACK sent, nothing read since: park at once
@@ -223,6 +227,18 @@ func (c *conn) readConnect() error {
 	}
 }
 
+// randomUUID is a random (version 4) UUID in its text form: Mosquitto
+// assigns client identifiers of this shape, and clients may size buffers
+// or patterns after it.
+func randomUUID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b[:])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+}
+
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout() || errors.Is(err, os.ErrDeadlineExceeded)
@@ -233,7 +249,7 @@ func (c *conn) refuse(code packet.ReasonCode, why string) error {
 	ack := packet.Connack{Code: code}
 	if c.version != packet.V5 {
 		ack.Code = packet.ReasonCode(packet.ConnackV3(code))
-	} else if why != "" {
+	} else if why != "" && c.b.o().ReasonStrings {
 		ack.Props.Set(packet.PropReasonString)
 		ack.Props.ReasonString = []byte(why)
 	}
@@ -241,8 +257,17 @@ func (c *conn) refuse(code packet.ReasonCode, why string) error {
 	if v < packet.V31 || v > packet.V5 {
 		v = packet.V311
 	}
+	if c.b.o().ConnectionMessages {
+		// The reason goes to the log, not to the client (see ReasonStrings).
+		id := c.info.ClientID
+		if id == "" {
+			id = "<unknown>"
+		}
+		c.b.log.Info(fmt.Sprintf("Client %s from %s refused: %v (%s).", id, compactAddr(c.nc.RemoteAddr()), code, why))
+	}
 	_ = c.nc.SetWriteDeadline(time.Now().Add(5 * time.Second))
 	_, _ = c.nc.Write(ack.Append(nil, v))
+	c.linger.Store(true)
 	return fmt.Errorf("connection refused: %v (%s)", code, why)
 }
 
@@ -297,9 +322,7 @@ func (c *conn) handleConnect(body []byte) error {
 		if p.Version == packet.V31 || !o.AllowZeroLengthClientID || (p.Version == packet.V311 && !p.CleanStart) {
 			return c.refuse(packet.ErrClientIDNotValid, "empty client identifier not allowed")
 		}
-		var rnd [12]byte
-		_, _ = rand.Read(rnd[:])
-		c.info.ClientID = o.AutoIDPrefix + hex.EncodeToString(rnd[:])
+		c.info.ClientID = o.AutoIDPrefix + randomUUID()
 		assigned = true
 	}
 	if p.Version == packet.V31 && len(c.info.ClientID) > 23 {
@@ -381,18 +404,20 @@ func (c *conn) handleConnect(body []byte) error {
 
 	ack := packet.Connack{SessionPresent: present}
 	if p.Version == packet.V5 {
+		// Mosquitto's order (clients and its test suite compare bytes):
+		// what the CONNECT decided first, then the broker's limits.
 		pr := &ack.Props
-		if o.MaxInflightMessages < 65535 {
-			pr.Set(packet.PropReceiveMaximum)
-			pr.ReceiveMaximum = uint16(o.MaxInflightMessages)
-		}
 		if c.maxAlias > 0 {
 			pr.Set(packet.PropTopicAliasMaximum)
 			pr.TopicAliasMaximum = c.maxAlias
 		}
-		if c.maxQoS < 2 {
-			pr.Set(packet.PropMaximumQoS)
-			pr.MaximumQoS = c.maxQoS
+		if serverKA {
+			pr.Set(packet.PropServerKeepAlive)
+			pr.ServerKeepAlive = ka
+		}
+		if assigned {
+			pr.Set(packet.PropAssignedClientID) // [MQTT-3.2.2-16]
+			pr.AssignedClientID = []byte(c.info.ClientID)
 		}
 		if !o.RetainAvailable {
 			pr.Set(packet.PropRetainAvailable)
@@ -401,13 +426,13 @@ func (c *conn) handleConnect(body []byte) error {
 			pr.Set(packet.PropMaximumPacketSize)
 			pr.MaximumPacketSize = uint32(o.MaxPacketSize)
 		}
-		if assigned {
-			pr.Set(packet.PropAssignedClientID) // [MQTT-3.2.2-16]
-			pr.AssignedClientID = []byte(c.info.ClientID)
+		if o.MaxInflightMessages < 65535 {
+			pr.Set(packet.PropReceiveMaximum)
+			pr.ReceiveMaximum = uint16(o.MaxInflightMessages)
 		}
-		if serverKA {
-			pr.Set(packet.PropServerKeepAlive)
-			pr.ServerKeepAlive = ka
+		if c.maxQoS < 2 {
+			pr.Set(packet.PropMaximumQoS)
+			pr.MaximumQoS = c.maxQoS
 		}
 	}
 	c.r.MaxSize = o.MaxPacketSize
@@ -767,6 +792,9 @@ func (c *conn) endWithError(err error) {
 	if code != packet.ErrKeepAliveTimeout {
 		c.b.stats.ProtocolErrors.Add(1)
 	}
+	// The read loop has ended: nobody reads the socket, so the close may
+	// linger to let the DISCONNECT arrive (close.go).
+	c.linger.Store(true)
 	c.disconnect(code, packet.ReasonOf(err))
 }
 
@@ -778,7 +806,7 @@ func (c *conn) disconnect(code packet.ReasonCode, reason string) {
 	}
 	if c.version == packet.V5 && c.sess != nil {
 		d := packet.Disconnect{Code: code}
-		if reason != "" && c.problemInfo {
+		if reason != "" && c.problemInfo && c.b.o().ReasonStrings {
 			d.Props.Set(packet.PropReasonString)
 			d.Props.ReasonString = []byte(reason)
 		}

@@ -63,12 +63,15 @@ func forwardable(dst *packet.Properties, src *packet.Properties, copyBytes bool)
 		return append([]byte(nil), b...)
 	}
 	*dst = packet.Properties{SubscriptionIDs: dst.SubscriptionIDs[:0]}
-	for _, id := range []int{packet.PropPayloadFormat, packet.PropMessageExpiry, packet.PropContentType,
-		packet.PropResponseTopic, packet.PropCorrelationData} {
-		if src.Present(id) {
-			dst.Set(id)
+	// In the publisher's order: subscribers get them as Mosquitto
+	// forwards them.
+	src.EachInOrder(func(id byte) {
+		switch id {
+		case packet.PropPayloadFormat, packet.PropMessageExpiry, packet.PropContentType,
+			packet.PropResponseTopic, packet.PropCorrelationData, packet.PropUser:
+			dst.Set(int(id))
 		}
-	}
+	})
 	dst.PayloadFormat = src.PayloadFormat
 	dst.MessageExpiry = src.MessageExpiry
 	dst.ContentType = cp(src.ContentType)

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"fmt"
 	"strings"
 	"time"
 
@@ -129,7 +130,11 @@ func (c *conn) onPublish(p *packet.Publish) error {
 		if p.Retain {
 			c.b.retain(&in)
 		}
-		c.b.route(c, &in)
+		if !c.b.route(c, &in) && p.QoS == 1 && c.version == packet.V5 {
+			// Mosquitto's PUBACK says so; a QoS 2 PUBREC stays 0 (it is
+			// sent before the message is released).
+			code = packet.NoMatchingSubscribers
+		}
 	}
 	c.ackPublish(p, code, why)
 	return nil
@@ -140,6 +145,9 @@ func (c *conn) onPublish(p *packet.Publish) error {
 // MQTT 5, as success before (the message is dropped silently, as Mosquitto
 // does).
 func (c *conn) ackPublish(p *packet.Publish, code packet.ReasonCode, why string) {
+	if code.IsError() {
+		c.b.log.Debug(fmt.Sprintf("Denied PUBLISH from %s (q%d, '%s'): %v (%s).", c.info.ClientID, p.QoS, p.Topic, code, why))
+	}
 	var t packet.Type
 	switch p.QoS {
 	case 0:
@@ -162,7 +170,7 @@ func (c *conn) ackPublish(p *packet.Publish, code packet.ReasonCode, why string)
 		c.writeAck(t, p.PacketID)
 	} else {
 		a := packet.Ack{Kind: t, PacketID: p.PacketID, Code: code}
-		if why != "" && c.problemInfo {
+		if why != "" && c.problemInfo && c.b.o().ReasonStrings {
 			a.Props.Set(packet.PropReasonString)
 			a.Props.ReasonString = []byte(why)
 		}
@@ -189,8 +197,9 @@ func (b *Broker) retain(in *inbound) {
 
 // route delivers a message to every matching subscription. from is the
 // publishing connection (nil for wills and $SYS), whose touched list
-// collects the receivers to flush after its read batch.
-func (b *Broker) route(from *conn, in *inbound) {
+// collects the receivers to flush after its read batch. It reports whether
+// any subscription matched (PUBACK 0x10 otherwise, as Mosquitto answers).
+func (b *Broker) route(from *conn, in *inbound) bool {
 	var matches []subscription
 	var picks []groupPick
 	if from != nil {
@@ -201,7 +210,7 @@ func (b *Broker) route(from *conn, in *inbound) {
 			for i := range hit {
 				b.deliver(from, &hit[i], in, false)
 			}
-			return
+			return true
 		}
 		matches, picks = from.w.matches[:0], from.w.groups[:0]
 		defer func() {
@@ -225,6 +234,7 @@ func (b *Broker) route(from *conn, in *inbound) {
 			b.deliver(from, &picks[i].sub, in, true)
 		}
 	}
+	return len(matches) > 0 || len(picks) > 0
 }
 
 // matchCache remembers a publisher's recent topic matches for one

@@ -5,6 +5,7 @@ package broker
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -100,14 +101,22 @@ func Run(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 }
 
 // applyPorts mirrors mosquitto's -p: the default listener moves to the
-// port given; more -p flags add listeners.
+// port given; more -p flags add listeners. -p means exactly those ports:
+// the built-in TLS listener of the no-argument start is dropped, so two
+// brokers started with different -p ports do not both claim 8883.
 func applyPorts(cfg *config.Config, ports []int) {
 	var def []*config.Listener
+	kept := cfg.Listeners[:0]
 	for _, l := range cfg.Listeners {
-		if l.Default && !l.AutoCert {
+		if l.AutoCert {
+			continue
+		}
+		kept = append(kept, l)
+		if l.Default {
 			def = append(def, l)
 		}
 	}
+	cfg.Listeners = kept
 	var base *config.Listener
 	if len(def) > 0 {
 		base = def[0]
@@ -315,6 +324,13 @@ func (s *server) openListeners(auths authSet) error {
 		r.bl.SetAuth(auths.listener(i))
 		s.listeners = append(s.listeners, r)
 		lns, err := listener.Open(l)
+		if err != nil && l.AutoCert && errors.Is(err, syscall.EADDRINUSE) {
+			// The built-in TLS listener is a convenience of the
+			// no-argument start: another broker on 8883 must not stop
+			// this one from serving plain MQTT on 1883.
+			s.log.Warn(fmt.Sprintf("Warning: not serving TLS on %s: %v", l.Addr(), err))
+			continue
+		}
 		if err != nil {
 			return fmt.Errorf("cannot listen on %s (%s): %w", l.Addr(), l, err)
 		}
@@ -519,6 +535,7 @@ func brokerOptions(cfg *config.Config, log *slog.Logger) broker.Options {
 	o.QueueQoS0Messages = cfg.QueueQoS0Messages
 	o.SysInterval = cfg.SysInterval
 	o.ConnectionMessages = cfg.Log.ConnectionMessages
+	o.ReasonStrings = cfg.ReasonStrings
 	// max_qos and max_topic_alias are listener options; each
 	// broker.Listener carries its own (newBrokerListener).
 	return o
