@@ -48,8 +48,16 @@ type Options struct {
 	// and DISCONNECT packets (MQTT 5). Off by default, like Mosquitto: the
 	// reasons are logged instead, so a refused client learns only the code.
 	ReasonStrings bool
-	TrimMemory    bool // hand free memory back to the system when quiet (trim.go)
-	Version       string
+	// CheckRetainSource (check_retain_source) checks again, each time a
+	// retained message is served, that its publisher may still publish to
+	// its topic: an ACL changed by a reload withdraws what was retained.
+	CheckRetainSource bool
+	// UpgradeOutgoingQoS (upgrade_outgoing_qos) sends messages at the
+	// subscription's QoS even when published at a lower one, as Mosquitto
+	// does with this option (the MQTT specification says the lower).
+	UpgradeOutgoingQoS bool
+	TrimMemory        bool // hand free memory back to the system when quiet (trim.go)
+	Version           string
 
 	Logger         *slog.Logger
 	Store          store.Store
@@ -126,6 +134,10 @@ type Listener struct {
 	// max_topic_alias are listener options in mosquitto.conf).
 	MaxQoS        *byte
 	MaxTopicAlias *uint16
+	// AllowZeroLengthClientID and AutoIDPrefix override the broker's when
+	// set (per_listener_settings true makes them listener options).
+	AllowZeroLengthClientID *bool
+	AutoIDPrefix            *string
 
 	active   atomic.Int64
 	authp    atomic.Pointer[authBox]

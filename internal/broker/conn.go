@@ -276,7 +276,10 @@ func (c *conn) handleConnect(body []byte) error {
 	err := p.Decode(body)
 	c.version = p.Version
 	if err != nil {
-		if packet.CodeOf(err) == packet.ErrUnsupportedVersion && (p.Version >= packet.V31 && p.Version <= packet.V5 || p.Version > 5) {
+		known := string(p.ProtocolName) == "MQTT" || string(p.ProtocolName) == "MQIsdp"
+		if packet.CodeOf(err) == packet.ErrUnsupportedVersion && known {
+			// Any level with a known protocol name: CONNACK 1 in the MQTT 3
+			// form, as Mosquitto answers; an unknown name is just closed.
 			return c.refuse(packet.ErrUnsupportedVersion, "unsupported protocol version") // [MQTT-3.1.2-2]
 		}
 		c.b.stats.ProtocolErrors.Add(1)
@@ -319,10 +322,21 @@ func (c *conn) handleConnect(body []byte) error {
 		c.info.ClientID = c.info.Username
 	}
 	if c.info.ClientID == "" {
-		if p.Version == packet.V31 || !o.AllowZeroLengthClientID || (p.Version == packet.V311 && !p.CleanStart) {
-			return c.refuse(packet.ErrClientIDNotValid, "empty client identifier not allowed")
+		allowZero, prefix := o.AllowZeroLengthClientID, o.AutoIDPrefix
+		if c.l.AllowZeroLengthClientID != nil {
+			allowZero = *c.l.AllowZeroLengthClientID
 		}
-		c.info.ClientID = o.AutoIDPrefix + randomUUID()
+		if c.l.AutoIDPrefix != nil {
+			prefix = *c.l.AutoIDPrefix
+		}
+		if p.Version == packet.V31 || !allowZero || (p.Version == packet.V311 && !p.CleanStart) {
+			code := packet.ErrClientIDNotValid
+			if p.Version == packet.V5 {
+				code = packet.ErrUnspecified // Mosquitto's CONNACK code here
+			}
+			return c.refuse(code, "empty client identifier not allowed")
+		}
+		c.info.ClientID = prefix + randomUUID()
 		assigned = true
 	}
 	if p.Version == packet.V31 && len(c.info.ClientID) > 23 {
@@ -402,7 +416,8 @@ func (c *conn) handleConnect(body []byte) error {
 
 	present := c.b.attach(c, p.CleanStart, expiry)
 
-	ack := packet.Connack{SessionPresent: present}
+	// MQTT 3.1 has no session present flag: its CONNACK byte is reserved.
+	ack := packet.Connack{SessionPresent: present && p.Version != packet.V31}
 	if p.Version == packet.V5 {
 		// Mosquitto's order (clients and its test suite compare bytes):
 		// what the CONNECT decided first, then the broker's limits.
@@ -529,6 +544,12 @@ func (c *conn) readPackets() error {
 			h, body, ok, err := c.r.Next()
 			if err != nil {
 				c.flushTouched() // what the batch delivered still goes out
+				if packet.CodeOf(err) == packet.ErrMalformedPacket && h.Type != packet.PUBLISH &&
+					h.Type != packet.SUBSCRIBE && h.Type != packet.UNSUBSCRIBE {
+					// Bad flags of other packet types: closed without a
+					// DISCONNECT, as by Mosquitto (see handle).
+					return closeOnly{err}
+				}
 				return err
 			}
 			if !ok {
@@ -700,11 +721,49 @@ func (c *conn) waitForRoom() {
 	}
 }
 
+// closeOnly marks a protocol error after which the connection is closed
+// without a DISCONNECT, as Mosquitto does for every packet type except
+// PUBLISH, SUBSCRIBE and UNSUBSCRIBE (and unknown types).
+type closeOnly struct{ error }
+
+func (e closeOnly) Unwrap() error { return e.error }
+
+// handle dispatches one packet; errors of packets other than PUBLISH,
+// SUBSCRIBE and UNSUBSCRIBE close the connection without a DISCONNECT.
 func (c *conn) handle(h packet.Header, body []byte) error {
+	err := c.handlePacket(h, body)
+	if err == nil || err == errParked || err == io.EOF {
+		return err
+	}
+	switch {
+	case h.Type == packet.PUBLISH, h.Type == packet.SUBSCRIBE, h.Type == packet.UNSUBSCRIBE,
+		errors.Is(err, errExpiryAfterZero):
+		return err
+	}
+	if h.Type >= packet.CONNECT && h.Type <= packet.AUTH {
+		return closeOnly{err}
+	}
+	return err
+}
+
+// malformed turns a SUBSCRIBE or UNSUBSCRIBE decode error into a malformed
+// packet, the reason code Mosquitto sends for every such error; and a
+// PUBLISH property that is not allowed there likewise.
+func malformed(err error) error {
+	if packet.CodeOf(err) == packet.ErrProtocol {
+		return packet.ErrMalformedPacket.With(packet.ReasonOf(err))
+	}
+	return err
+}
+
+func (c *conn) handlePacket(h packet.Header, body []byte) error {
 	switch h.Type {
 	case packet.PUBLISH:
 		if err := c.w.pub.Decode(h.Flags, body, c.version); err != nil {
-			return err
+			if c.w.pub.PacketID == 0 && c.w.pub.QoS > 0 {
+				return err // packet identifier 0: a protocol error
+			}
+			return malformed(err)
 		}
 		return c.onPublish(&c.w.pub)
 	case packet.PUBACK, packet.PUBREC, packet.PUBREL, packet.PUBCOMP:
@@ -715,13 +774,13 @@ func (c *conn) handle(h packet.Header, body []byte) error {
 	case packet.SUBSCRIBE:
 		var s packet.Subscribe
 		if err := s.Decode(body, c.version); err != nil {
-			return err
+			return malformed(err)
 		}
 		return c.onSubscribe(&s)
 	case packet.UNSUBSCRIBE:
 		var u packet.Unsubscribe
 		if err := u.Decode(body, c.version); err != nil {
-			return err
+			return malformed(err)
 		}
 		return c.onUnsubscribe(&u)
 	case packet.PINGREQ:
@@ -751,6 +810,10 @@ func (c *conn) handle(h packet.Header, body []byte) error {
 	}
 }
 
+// errExpiryAfterZero is the one DISCONNECT error Mosquitto answers with a
+// DISCONNECT of its own (0x82).
+var errExpiryAfterZero = packet.ErrProtocol.With("session expiry set on DISCONNECT after 0 in CONNECT")
+
 func (c *conn) onDisconnect(d *packet.Disconnect) error {
 	if c.version == packet.V5 && d.Props.Present(packet.PropSessionExpiry) {
 		c.sess.mu.Lock()
@@ -760,7 +823,7 @@ func (c *conn) onDisconnect(d *packet.Disconnect) error {
 		}
 		c.sess.mu.Unlock()
 		if zero && d.Props.SessionExpiry != 0 {
-			return packet.ErrProtocol.With("session expiry set on DISCONNECT after 0 in CONNECT") // [MQTT-3.14.2-2]
+			return errExpiryAfterZero // [MQTT-3.14.2-2]
 		}
 	}
 	if d.Code == packet.DisconnectWithWill {
@@ -787,6 +850,12 @@ func (c *conn) endWithError(err error) {
 	if code == packet.ErrUnspecified {
 		// A network error, not a protocol one.
 		c.closeNow(err.Error())
+		return
+	}
+	var co closeOnly
+	if errors.As(err, &co) {
+		c.b.stats.ProtocolErrors.Add(1)
+		c.closeNow(fmt.Sprintf("%v: %s", code, packet.ReasonOf(err)))
 		return
 	}
 	if code != packet.ErrKeepAliveTimeout {

@@ -21,6 +21,16 @@ type Message struct {
 	Props  *packet.Properties
 	Expiry time.Time // zero: no message expiry
 	From   string    // client id of the publisher
+	// Source is the publisher of a retained message, kept with
+	// check_retain_source so that its write access is checked again each
+	// time the message is served; nil otherwise.
+	Source *msgSource
+}
+
+// msgSource identifies the client that published a message.
+type msgSource struct {
+	info ClientInfo
+	l    *Listener
 }
 
 // noProps stands for a message without properties. Read only.

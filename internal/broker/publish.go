@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -19,6 +20,7 @@ type inbound struct {
 	qos     byte
 	retain  bool
 	from    string
+	src     *conn           // the publishing connection; nil for wills and $SYS
 	now     time.Time       // zero until clock() is first needed
 	pub     *packet.Publish // source, for building msg
 	msg     *Message
@@ -75,8 +77,8 @@ func (c *conn) onPublish(p *packet.Publish) error {
 			name = t
 		}
 	}
-	if err := topic.ValidName(name); err != nil {
-		return packet.ErrTopicNameInvalid.With(err.Error()) // [MQTT-3.3.2-2]
+	if err := checkTopic(name, false); err != nil {
+		return err // [MQTT-3.3.2-2]
 	}
 	if p.QoS > c.maxQoS {
 		return packet.ErrQoSNotSupported.With("QoS above maximum QoS") // [MQTT-3.2.2-11]
@@ -93,7 +95,7 @@ func (c *conn) onPublish(p *packet.Publish) error {
 			c.sess.mu.Unlock()
 			return packet.ErrReceiveMaximumExceeded.With("too many QoS 2 messages in flight") // [MQTT-3.3.4-9]
 		}
-		c.sess.setIncoming(p.PacketID)
+		c.sess.setIncoming(p.PacketID, nil)
 		c.sess.mu.Unlock()
 		if dup {
 			c.ackPublish(p, packet.Success, "")
@@ -104,11 +106,14 @@ func (c *conn) onPublish(p *packet.Publish) error {
 	code, why := packet.Success, ""
 	switch {
 	case o.MessageSizeLimit > 0 && len(p.Payload) > o.MessageSizeLimit:
-		code, why = packet.ErrImplementationSpecific, "payload exceeds message_size_limit"
+		code, why = packet.ErrPacketTooLarge, "payload exceeds message_size_limit" // Mosquitto's code
 	case p.Props.PayloadFormat == 1 && !packet.ValidUTF8(p.Payload):
 		code, why = packet.ErrPayloadFormatInvalid, "payload is not valid UTF-8" // [MQTT-3.3.2-4]
-	case strings.HasPrefix(name, "$SYS"):
+	case strings.HasPrefix(name, "$SYS") && !topic.Match("$SYS/broker/connection/+/state", name):
+		// Like Mosquitto: only a bridge's state topic may be published.
 		code, why = packet.ErrNotAuthorized, "$SYS topics are published by the broker only"
+	case strings.HasPrefix(name, "$share"):
+		code, why = packet.ErrNotAuthorized, "$share is for subscriptions only"
 	case !c.authorize(name, AccessWrite):
 		code, why = packet.ErrNotAuthorized, "not authorized to publish to "+name
 	}
@@ -126,7 +131,17 @@ func (c *conn) onPublish(p *packet.Publish) error {
 		}
 		w.enc.reset()
 		in := inbound{topic: full, payload: p.Payload, props: &w.props, qos: p.QoS, retain: p.Retain,
-			from: c.info.ClientID, pub: p, enc: &w.enc}
+			from: c.info.ClientID, src: c, pub: p, enc: &w.enc}
+		if p.QoS == 2 {
+			// Held until PUBREL, then delivered (Mosquitto's order: PUBREC
+			// first, the message to subscribers after the release).
+			m := in.owned()
+			c.sess.mu.Lock()
+			c.sess.setIncoming(p.PacketID, m)
+			c.sess.mu.Unlock()
+			c.ackPublish(p, code, why)
+			return nil
+		}
 		if p.Retain {
 			c.b.retain(&in)
 		}
@@ -189,6 +204,10 @@ func (b *Broker) retain(in *inbound) {
 		return
 	}
 	m := in.owned()
+	if b.o().CheckRetainSource && in.src != nil && m.Source == nil {
+		// Set before the message is shared: route runs after retain.
+		m.Source = &msgSource{info: in.src.info, l: in.src.l}
+	}
 	b.retained.Set(m.Topic, m)
 	if err := b.st.SetRetained(m.toStore()); err != nil {
 		b.log.Error("persisting retained message failed", "topic", m.Topic, "err", err)
@@ -312,6 +331,9 @@ func (b *Broker) deliver(from *conn, sub *subscription, in *inbound, shared bool
 		return // [MQTT-3.8.3-3]
 	}
 	qos := min(in.qos, sub.qos) // [MQTT-3.8.4-8]
+	if b.o().UpgradeOutgoingQoS {
+		qos = sub.qos // upgrade_outgoing_qos: a Mosquitto option against the spec
+	}
 	retain := sub.retainAsPublished && in.retain
 	s.mu.Lock()
 	c := s.conn
@@ -370,6 +392,16 @@ func (b *Broker) deliver(from *conn, sub *subscription, in *inbound, shared bool
 	b.markTouched(from, c)
 }
 
+// releaseQoS2 delivers a QoS 2 message whose PUBREL arrived.
+func (c *conn) releaseQoS2(m *Message) {
+	in := inbound{topic: m.Topic, payload: m.Payload, props: m.props(), qos: m.QoS, retain: m.Retain,
+		from: m.From, src: c, msg: m}
+	if m.Retain {
+		c.b.retain(&in)
+	}
+	c.b.route(c, &in)
+}
+
 func (b *Broker) markTouched(from, c *conn) {
 	if from != nil {
 		from.touch(c)
@@ -386,8 +418,15 @@ func (c *conn) onAck(a *packet.Ack) error {
 	case packet.PUBACK, packet.PUBCOMP:
 		s.mu.Lock()
 		om, ok := s.inflight[a.PacketID]
+		if ok && (a.Kind == packet.PUBACK) != (om.qos == 1) || ok && a.Kind == packet.PUBCOMP && !om.rel {
+			// An acknowledgement that does not fit the message's flow (PUBACK
+			// for QoS 2, PUBCOMP for QoS 1 or before PUBREC): a protocol
+			// error, as in Mosquitto.
+			s.mu.Unlock()
+			return packet.ErrProtocol.With(fmt.Sprintf("%v for a QoS %d message in flight", a.Kind, om.qos))
+		}
 		moved := false
-		if ok && (a.Kind == packet.PUBACK) == (om.qos == 1) && (a.Kind == packet.PUBACK || om.rel) {
+		if ok {
 			delete(s.inflight, a.PacketID)
 			s.untrack(om)
 			moved = s.pump(now)
@@ -400,6 +439,10 @@ func (c *conn) onAck(a *packet.Ack) error {
 	case packet.PUBREC:
 		s.mu.Lock()
 		om, ok := s.inflight[a.PacketID]
+		if ok && om.qos != 2 {
+			s.mu.Unlock()
+			return packet.ErrProtocol.With(fmt.Sprintf("PUBREC for a QoS %d message in flight", om.qos))
+		}
 		if ok && om.qos == 2 {
 			if a.Code.IsError() {
 				delete(s.inflight, a.PacketID) // a failure in PUBREC ends the flow
@@ -423,9 +466,12 @@ func (c *conn) onAck(a *packet.Ack) error {
 		s.mu.Unlock()
 	case packet.PUBREL:
 		s.mu.Lock()
-		_, ok := s.incoming[a.PacketID]
+		m, ok := s.incoming[a.PacketID]
 		delete(s.incoming, a.PacketID)
 		s.mu.Unlock()
+		if m != nil {
+			c.releaseQoS2(m)
+		}
 		if !ok && c.version == packet.V5 {
 			ack := packet.Ack{Kind: packet.PUBCOMP, PacketID: a.PacketID, Code: packet.ErrPacketIDNotFound}
 			c.writePacket(&ack)
@@ -435,4 +481,34 @@ func (c *conn) onAck(a *packet.Ack) error {
 		c.touch(c)
 	}
 	return nil
+}
+
+// maxTopicLevels is Mosquitto's limit on topic hierarchy: a topic or
+// filter with more than 200 '/' separators is refused. Besides matching
+// Mosquitto, it bounds the work of matching one topic against the tree.
+const maxTopicLevels = 200
+
+// checkTopic validates a PUBLISH topic name or a SUBSCRIBE/UNSUBSCRIBE
+// filter with Mosquitto's reason codes: invalid UTF-8 is a malformed
+// packet; any other fault in a name is a protocol error, in a filter a
+// malformed packet (Mosquitto's DISCONNECT codes; MQTT 3 clients are just
+// disconnected).
+func checkTopic(s string, filter bool) error {
+	var err error
+	if filter {
+		err = topic.ValidFilter(s)
+	} else {
+		err = topic.ValidName(s)
+	}
+	if err == nil && strings.Count(s, "/") > maxTopicLevels {
+		err = fmt.Errorf("more than %d topic levels", maxTopicLevels)
+	}
+	switch {
+	case err == nil:
+		return nil
+	case filter || errors.Is(err, topic.ErrInvalidUTF8):
+		return packet.ErrMalformedPacket.With(err.Error())
+	default:
+		return packet.ErrProtocol.With(err.Error())
+	}
 }

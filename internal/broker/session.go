@@ -28,7 +28,7 @@ type session struct {
 
 	subs     map[string]subOpts  // by full filter, "$share/..." included
 	inflight map[uint16]*outMsg  // outbound QoS>0 awaiting PUBACK/PUBREC/PUBCOMP
-	incoming map[uint16]struct{} // inbound QoS 2 ids between PUBREC and PUBREL
+	incoming map[uint16]*Message // inbound QoS 2 between PUBREC and PUBREL: the message to release (nil: none)
 	queue    msgQueue            // outbound QoS>0 waiting for a window slot
 	qBytes   int
 	// space, when not nil, is closed once the queue has room again:
@@ -80,12 +80,13 @@ func (s *session) setInflight(om *outMsg) {
 	s.inflight[om.id] = om
 }
 
-// setIncoming records an inbound QoS 2 packet id. Caller holds s.mu.
-func (s *session) setIncoming(id uint16) {
+// setIncoming records an inbound QoS 2 packet id and the message its
+// PUBREL releases. Caller holds s.mu.
+func (s *session) setIncoming(id uint16, m *Message) {
 	if s.incoming == nil {
-		s.incoming = make(map[uint16]struct{})
+		s.incoming = make(map[uint16]*Message)
 	}
-	s.incoming[id] = struct{}{}
+	s.incoming[id] = m
 }
 
 // allocID returns a packet identifier not in use for an outbound flow

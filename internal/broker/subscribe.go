@@ -24,14 +24,12 @@ func (c *conn) onSubscribe(p *packet.Subscribe) error {
 	s := c.sess
 	for i, sub := range p.Subs {
 		filter := string(sub.Filter)
-		if err := topic.ValidFilter(filter); err != nil {
-			codes[i] = c.failCode(packet.ErrTopicFilterInvalid)
-			continue
+		if err := checkTopic(filter, true); err != nil {
+			return err
 		}
 		group, inner, shared, err := topic.ParseShared(filter)
 		if err != nil {
-			codes[i] = c.failCode(packet.ErrTopicFilterInvalid)
-			continue
+			return packet.ErrMalformedPacket.With("subscription " + err.Error())
 		}
 		if shared && sub.NoLocal {
 			return packet.ErrProtocol.With("no local on a shared subscription") // [MQTT-3.8.3-4]
@@ -72,10 +70,14 @@ func (c *conn) onSubscribe(p *packet.Subscribe) error {
 			return true
 		})
 		for _, m := range msgs {
-			if m.expired(now) {
+			if m.expired(now) || !c.b.sourceMayPublish(m) {
 				continue
 			}
-			c.b.deliverOwned(c, s, m, min(m.QoS, r.qos), true, subID, now)
+			qos := min(m.QoS, r.qos)
+			if c.b.o().UpgradeOutgoingQoS {
+				qos = r.qos
+			}
+			c.b.deliverOwned(c, s, m, qos, true, subID, now)
 		}
 	}
 	return nil
@@ -125,6 +127,9 @@ func (c *conn) onUnsubscribe(p *packet.Unsubscribe) error {
 	codes := make([]packet.ReasonCode, len(p.Filters))
 	for i, f := range p.Filters {
 		filter := string(f)
+		if err := checkTopic(filter, true); err != nil {
+			return err
+		}
 		full := c.l.MountPoint + filter
 		if group, inner, shared, err := topic.ParseShared(filter); err == nil && shared {
 			full = "$share/" + group + "/" + c.l.MountPoint + inner

@@ -321,6 +321,11 @@ func writeHeapProfile() {
 func (s *server) openListeners(auths authSet) error {
 	for i, l := range s.cfg.Listeners {
 		r := &running{cfg: l, bl: newBrokerListener(l)}
+		if s.cfg.PerListenerSettings {
+			sec := s.cfg.SecurityFor(l)
+			allow, prefix := sec.AllowZeroLengthClientID, sec.AutoIDPrefix
+			r.bl.AllowZeroLengthClientID, r.bl.AutoIDPrefix = &allow, &prefix
+		}
 		r.bl.SetAuth(auths.listener(i))
 		s.listeners = append(s.listeners, r)
 		lns, err := listener.Open(l)
@@ -536,6 +541,8 @@ func brokerOptions(cfg *config.Config, log *slog.Logger) broker.Options {
 	o.SysInterval = cfg.SysInterval
 	o.ConnectionMessages = cfg.Log.ConnectionMessages
 	o.ReasonStrings = cfg.ReasonStrings
+	o.CheckRetainSource = cfg.CheckRetainSource
+	o.UpgradeOutgoingQoS = cfg.UpgradeOutgoingQoS
 	// max_qos and max_topic_alias are listener options; each
 	// broker.Listener carries its own (newBrokerListener).
 	return o
