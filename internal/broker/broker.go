@@ -56,8 +56,8 @@ type Options struct {
 	// subscription's QoS even when published at a lower one, as Mosquitto
 	// does with this option (the MQTT specification says the lower).
 	UpgradeOutgoingQoS bool
-	TrimMemory        bool // hand free memory back to the system when quiet (trim.go)
-	Version           string
+	TrimMemory         bool // hand free memory back to the system when quiet (trim.go)
+	Version            string
 
 	Logger         *slog.Logger
 	Store          store.Store
