@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/mamori-mqtt/mamori/internal/packet"
-	"github.com/mamori-mqtt/mamori/internal/topic"
 )
 
 // conn is one network connection. Its read loop runs in serve; outbound
@@ -93,6 +92,10 @@ type conn struct {
 	normalClose bool // DISCONNECT 0x00 received: no will
 	sendWill    bool // DISCONNECT 0x04
 	takenOver   bool
+	// sessionResumed: a takeover resumed this connection's session, so
+	// its will is not published (the client is still there, as Mosquitto
+	// sees it); set by the new connection's attach.
+	sessionResumed atomic.Bool
 }
 
 func newConn(b *Broker, nc net.Conn, l *Listener) *conn {
@@ -382,8 +385,13 @@ func (c *conn) handleConnect(body []byte) error {
 	// Will [MQTT-3.1.2-8] [MQTT-3.1.2-9].
 	if p.WillFlag {
 		wt := string(p.WillTopic)
-		if err := topic.ValidName(wt); err != nil {
-			return c.refuse(packet.ErrTopicNameInvalid, "will topic: "+err.Error())
+		if err := checkTopic(wt, false); err != nil {
+			// Mosquitto closes without a CONNACK.
+			c.b.stats.ProtocolErrors.Add(1)
+			return fmt.Errorf("invalid will topic: %w", err)
+		}
+		if o.MessageSizeLimit > 0 && len(p.WillPayload) > o.MessageSizeLimit {
+			return c.refuse(packet.ErrPacketTooLarge, "will payload exceeds message_size_limit")
 		}
 		if p.WillQoS > c.maxQoS {
 			return c.refuse(packet.ErrQoSNotSupported, "will QoS above maximum QoS") // [MQTT-3.2.2-12]
@@ -450,7 +458,14 @@ func (c *conn) handleConnect(body []byte) error {
 			pr.MaximumQoS = c.maxQoS
 		}
 	}
+	if c.clientMaxPkt > 0 && len(ack.Append(nil, p.Version)) > int(c.clientMaxPkt) {
+		// The client could not take even the CONNACK: closed without one,
+		// as Mosquitto does [MQTT-3.1.2-24]; its will is dropped with it.
+		c.will = nil
+		return fmt.Errorf("CONNACK larger than the client's maximum packet size %d", c.clientMaxPkt)
+	}
 	c.r.MaxSize = o.MaxPacketSize
+	c.r.PubrelDup = p.Version == packet.V31
 	// CONNACK goes out before anything the resumed session resends
 	// [MQTT-3.2.0-1]: attach queued nothing yet, start() does.
 	c.writePacket(&ack)

@@ -78,8 +78,10 @@ func forwardable(dst *packet.Properties, src *packet.Properties, copyBytes bool)
 	src.EachInOrder(func(id byte) {
 		switch id {
 		case packet.PropPayloadFormat, packet.PropMessageExpiry, packet.PropContentType,
-			packet.PropResponseTopic, packet.PropCorrelationData, packet.PropUser:
+			packet.PropResponseTopic, packet.PropCorrelationData:
 			dst.Set(int(id))
+		case packet.PropUser:
+			dst.SetUserPosition()
 		}
 	})
 	dst.PayloadFormat = src.PayloadFormat

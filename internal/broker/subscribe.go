@@ -165,9 +165,10 @@ func (b *Broker) attach(c *conn, cleanStart bool, expiry uint32) (present bool) 
 		old = s.conn
 		s.conn = nil
 		s.isOnline.Store(false)
-		pendingWill := s.will
+		// A new connection cancels a delayed will [MQTT-3.1.3-9], also one
+		// that starts clean (as Mosquitto does).
 		s.will = nil
-		s.stopTimers() // a new connection cancels a delayed will [MQTT-3.1.3-9]
+		s.stopTimers()
 		// A session whose expiry interval is 0 ends with its connection,
 		// even when the new connection arrives before the old one has
 		// finished closing [MQTT-3.1.2-23]: it is never resumed.
@@ -179,11 +180,11 @@ func (b *Broker) attach(c *conn, cleanStart bool, expiry uint32) (present bool) 
 			delete(b.sessions, id)
 			_ = b.st.DeleteSession(id)
 			s = nil
-			if pendingWill != nil {
-				defer b.publishWill(pendingWill)
-			}
 		} else {
 			present = true
+			if old != nil {
+				old.sessionResumed.Store(true)
+			}
 			s.mu.Unlock()
 		}
 	}
@@ -245,9 +246,10 @@ func (b *Broker) detach(c *conn) {
 	}
 	s.mu.Lock()
 	if s.conn != c {
-		// Taken over: the new connection owns the session now.
+		// Taken over: the new connection owns the session now. The will
+		// goes out only if the takeover ended the session.
 		s.mu.Unlock()
-		if will != nil && c.willDelay == 0 {
+		if will != nil && c.willDelay == 0 && !c.sessionResumed.Load() {
 			b.publishWill(will)
 		}
 		return
@@ -256,8 +258,17 @@ func (b *Broker) detach(c *conn) {
 	s.isOnline.Store(false)
 	s.wakeWaiters() // offline: overflow is dropped now, nobody waits
 	expiry := s.expiry
+	// With session expiry 0 and a will delay, the session is kept until
+	// the will is due, as Mosquitto does: a client that reconnects within
+	// the delay cancels its will (the point of a will delay), even though
+	// its session otherwise ended at the disconnect.
+	lingers := false
 	if will != nil {
 		delay := min(c.willDelay, expiry)
+		if expiry == 0 && !s.gone {
+			delay = c.willDelay
+			lingers = delay > 0
+		}
 		if delay == 0 {
 			s.mu.Unlock()
 			b.publishWill(will)
@@ -272,8 +283,15 @@ func (b *Broker) detach(c *conn) {
 				if w != nil {
 					b.publishWill(w)
 				}
+				if lingers {
+					b.endSession(s)
+				}
 			})
 		}
+	}
+	if lingers {
+		s.mu.Unlock()
+		return
 	}
 	if expiry == 0 || s.gone {
 		s.mu.Unlock()

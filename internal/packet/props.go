@@ -169,6 +169,17 @@ func (p *Properties) Clear(id int) {
 	}
 }
 
+// SetUserPosition records that the next user property (in the order of
+// User) is encoded here, after the properties Set so far: user properties
+// interleaved with others keep their places.
+func (p *Properties) SetUserPosition() {
+	p.Has |= 1 << PropUser
+	if int(p.nOrder) < len(p.order) {
+		p.order[p.nOrder] = PropUser
+		p.nOrder++
+	}
+}
+
 // SetFirst marks property id present and encodes it before all others.
 func (p *Properties) SetFirst(id int) {
 	p.Clear(id)
@@ -269,13 +280,16 @@ func decodeProps(r *reader, t Type, p *Properties) error {
 		if id != PropUser && !(id == PropSubscriptionID && t == PUBLISH) && p.Present(id) {
 			return ErrProtocol.With("property included more than once")
 		}
-		p.Set(id)
+		if id == PropUser {
+			p.SetUserPosition()
+		} else {
+			p.Set(id)
+		}
 		switch id {
 		case PropPayloadFormat:
+			// Values other than 0 and 1 are passed on, as Mosquitto does:
+			// the indicator is advice for the receiver, not for the broker.
 			p.PayloadFormat, err = pr.u8()
-			if err == nil && p.PayloadFormat > 1 {
-				err = ErrProtocol.With("payload format indicator not 0 or 1")
-			}
 		case PropMessageExpiry:
 			p.MessageExpiry, err = pr.u32()
 		case PropContentType:
@@ -487,16 +501,37 @@ func (p *Properties) appendProps(dst []byte) []byte {
 		return dst
 	}
 	var done uint64
+	user := p.User // user properties not yet written
 	for _, id := range p.order[:p.nOrder] {
+		if id == PropUser {
+			n := nextUserLen(user)
+			dst, user = append(dst, user[:n]...), user[n:]
+			continue
+		}
 		dst = p.appendOne(dst, id)
 		done |= 1 << id
 	}
 	for _, id := range defaultOrder {
-		if done&(1<<id) == 0 {
+		if id == PropUser {
+			dst = append(dst, user...)
+		} else if done&(1<<id) == 0 {
 			dst = p.appendOne(dst, id)
 		}
 	}
 	return dst
+}
+
+// nextUserLen is the encoded length of the first user property in b (the
+// User field's format), or len(b) if b does not hold a whole one.
+func nextUserLen(b []byte) int {
+	n := 1
+	for range 2 {
+		if len(b) < n+2 {
+			return len(b)
+		}
+		n += 2 + (int(b[n])<<8 | int(b[n+1]))
+	}
+	return min(n, len(b))
 }
 
 // appendOne appends property id if present (for PropUser: the user

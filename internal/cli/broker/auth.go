@@ -103,7 +103,9 @@ func (a *fileAuth) Authenticate(ci *broker.ClientInfo, password []byte, hasPassw
 	if d := a.thr.Delay(addr); d > 0 {
 		time.Sleep(d) // repeated failures from one address are slowed down
 	}
-	if !hasPassword || !a.ver.Check(a.pw, ci.Username, string(password)) {
+	// A zero-length password never matches, as in Mosquitto (which reads
+	// it as no password at all).
+	if !hasPassword || len(password) == 0 || !a.ver.Check(a.pw, ci.Username, string(password)) {
 		a.thr.Failure(addr)
 		return packet.ErrNotAuthorized
 	}
