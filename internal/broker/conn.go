@@ -368,7 +368,9 @@ func (c *conn) handleConnect(body []byte) error {
 				why = err.Error()
 			}
 			c.b.stats.AuthFailures.Add(1)
-			return c.refuse(packet.ErrNotAuthorized, why)
+			// Mosquitto's code for a missing or unusable certificate
+			// identity: bad user name or password (4 in MQTT 3).
+			return c.refuse(packet.ErrBadUsernameOrPassword, why)
 		}
 		c.info.Username, c.info.Anonymous, c.info.CertIdentity = name, false, true
 	}

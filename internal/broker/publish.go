@@ -455,29 +455,24 @@ func (c *conn) onAck(a *packet.Ack) error {
 				c.writeAck(packet.PUBREL, a.PacketID) // [MQTT-4.3.3-4]
 				c.touch(c)
 			}
-		} else if c.version == packet.V5 {
-			ack := packet.Ack{Kind: packet.PUBREL, PacketID: a.PacketID, Code: packet.ErrPacketIDNotFound}
-			c.writePacket(&ack)
-			c.touch(c)
 		} else {
+			// Unknown id: a resend after a reconnect, most likely; answered
+			// with success like Mosquitto, so the client's flow completes.
 			c.writeAck(packet.PUBREL, a.PacketID)
 			c.touch(c)
 		}
 		s.mu.Unlock()
 	case packet.PUBREL:
 		s.mu.Lock()
-		m, ok := s.incoming[a.PacketID]
+		m := s.incoming[a.PacketID]
 		delete(s.incoming, a.PacketID)
 		s.mu.Unlock()
 		if m != nil {
 			c.releaseQoS2(m)
 		}
-		if !ok && c.version == packet.V5 {
-			ack := packet.Ack{Kind: packet.PUBCOMP, PacketID: a.PacketID, Code: packet.ErrPacketIDNotFound}
-			c.writePacket(&ack)
-		} else {
-			c.writeAck(packet.PUBCOMP, a.PacketID) // [MQTT-4.3.3-11]
-		}
+		// An unknown id is answered with success too, as Mosquitto does: a
+		// PUBREL repeated after a reconnect whose PUBCOMP was lost.
+		c.writeAck(packet.PUBCOMP, a.PacketID) // [MQTT-4.3.3-11]
 		c.touch(c)
 	}
 	return nil

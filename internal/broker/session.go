@@ -215,6 +215,12 @@ func (s *session) pump(now time.Time) bool {
 		moved = true
 		s.qBytes -= len(om.msg.Payload) + len(om.msg.Topic)
 		if om.msg.expired(now) {
+			if om.qos > 0 {
+				// Mosquitto numbers a message when it is queued, so an
+				// expired one has used its packet identifier: the same
+				// numbers as Mosquitto's on the wire.
+				s.allocID()
+			}
 			s.untrack(om)
 			continue
 		}
