@@ -468,6 +468,7 @@ func (s *server) buildAuth(cfg *config.Config) (authSet, error) {
 			return authSet{}, err
 		}
 		set.global = a
+		s.logSkipped(a)
 		return set, nil
 	}
 	// With per_listener_settings every listener has its own; the broker-
@@ -480,8 +481,19 @@ func (s *server) buildAuth(cfg *config.Config) (authSet, error) {
 			return authSet{}, fmt.Errorf("%s: %w", l, err)
 		}
 		set.perListener[i] = a
+		s.logSkipped(a)
 	}
 	return set, nil
+}
+
+// logSkipped reports the password file lines that could not be used.
+func (s *server) logSkipped(a *fileAuth) {
+	if a.pw == nil || s.log == nil {
+		return
+	}
+	for _, err := range a.pw.Skipped() {
+		s.log.Warn(fmt.Sprintf("Warning: password_file %v; this user cannot log in", err))
+	}
 }
 
 // netName is the socket kind in Mosquitto's "Opening ipv4 listen socket"

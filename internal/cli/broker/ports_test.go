@@ -5,10 +5,13 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 
+	"github.com/mamori-mqtt/mamori/internal/auth"
 	"github.com/mamori-mqtt/mamori/internal/broker"
 	"github.com/mamori-mqtt/mamori/internal/config"
 )
@@ -89,5 +92,30 @@ func TestBusyBuiltInTLSPortIsAWarning(t *testing.T) {
 	}
 	if len(s.listeners[0].lns) != 1 || len(s.listeners[1].lns) != 0 {
 		t.Fatalf("listening sockets: plain %d, TLS %d; want 1 and 0", len(s.listeners[0].lns), len(s.listeners[1].lns))
+	}
+}
+
+// A malformed password file line does not stop the broker (as in
+// Mosquitto): the user on it cannot log in, and the log names file and line.
+func TestPasswordFileBadLineIsAWarning(t *testing.T) {
+	dir := t.TempDir()
+	pw := filepath.Join(dir, "pw")
+	if err := os.WriteFile(pw, []byte("bad:$6$\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := loadConf(t, "listener 1883 127.0.0.1\npassword_file "+pw+"\n")
+	var logs syncBuffer
+	s := &server{cfg: cfg, ver: auth.NewVerifier(auth.DefaultVerifierEntries), thr: auth.NewThrottle(),
+		log: slog.New(slog.NewTextHandler(&logs, nil))}
+	set, err := s.buildAuth(cfg)
+	if err != nil {
+		t.Fatalf("a bad line failed the load: %v", err)
+	}
+	if !strings.Contains(logs.String(), pw+":1") || !strings.Contains(logs.String(), "cannot log in") {
+		t.Fatalf("no warning naming %s:1; log:\n%s", pw, logs.String())
+	}
+	ci := &broker.ClientInfo{ClientID: "c", Username: "bad"}
+	if code := set.global.Authenticate(ci, []byte("x"), true); !code.IsError() {
+		t.Fatal("the user on the bad line was let in")
 	}
 }
