@@ -31,16 +31,25 @@ type PasswordFile struct {
 	// which an attacker does not know (it covers the salts) and which stays
 	// the same across reloads of an unchanged file.
 	key [sha256.Size]byte
+	// skipped are the lines that could not be used (*ParseError each).
+	skipped []error
 }
+
+// Skipped returns the malformed lines that were left out, each a
+// *ParseError naming the file and line. The users on them cannot log in;
+// the broker logs these as warnings at every load.
+func (pf *PasswordFile) Skipped() []error { return pf.skipped }
 
 type pwEntry struct {
 	encoded string // the hash field as written; part of the cache key
 	h       *hash
 }
 
-// LoadPasswordFile reads and parses a password file. Any malformed line is
-// an error naming the file and line; Mosquitto instead drops such a user
-// with a log line, which turns a typo into a silent lock-out.
+// LoadPasswordFile reads and parses a password file. Like Mosquitto, a
+// malformed line does not stop the broker: the line is left out (its user
+// cannot log in) and reported by Skipped, naming the file and line, so the
+// broker can say so in its log instead of locking the user out silently.
+// A user defined twice is an error: which password would count is unclear.
 func LoadPasswordFile(path string) (*PasswordFile, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -64,35 +73,47 @@ func ParsePasswordFile(name string, data []byte) (*PasswordFile, error) {
 		perr := func(format string, args ...any) error {
 			return &ParseError{File: name, Line: lineNo, Msg: fmt.Sprintf(format, args...)}
 		}
+		skip := func(format string, args ...any) {
+			pf.skipped = append(pf.skipped, perr(format, args...))
+		}
 		line := strings.TrimSpace(sc.Text())
 		if line == "" || line[0] == '#' {
 			continue
 		}
 		user, field, ok := strings.Cut(line, ":")
 		if !ok {
-			return nil, perr("expected username:hash, found no ':'")
+			skip("expected username:hash, found no ':'")
+			continue
 		}
 		user, field = strings.TrimSpace(user), strings.TrimSpace(field)
 		switch {
 		case user == "":
-			return nil, perr("empty username")
+			skip("empty username")
+			continue
 		case len(user) > maxFieldLen || len(field) > maxFieldLen:
-			return nil, perr("line too long")
+			skip("line too long")
+			continue
 		case !utf8.ValidString(user):
-			return nil, perr("username is not valid UTF-8")
-		case strings.Contains(field, ":"):
-			return nil, perr("user %q: more than one ':' on the line", user)
-		case field == "":
-			return nil, perr("user %q: no password hash", user)
+			skip("username is not valid UTF-8")
+			continue
 		}
 		if prev, dup := firstLine[user]; dup {
 			return nil, perr("user %q is already defined at line %d", user, prev)
 		}
+		firstLine[user] = lineNo
+		switch {
+		case strings.Contains(field, ":"):
+			skip("user %q: more than one ':' on the line", user)
+			continue
+		case field == "":
+			skip("user %q: no password hash", user)
+			continue
+		}
 		h, err := parseHash(field)
 		if err != nil {
-			return nil, perr("user %q: %v", user, err)
+			skip("user %q: %v", user, err)
+			continue
 		}
-		firstLine[user] = lineNo
 		pf.users[user] = &pwEntry{encoded: field, h: h}
 		pf.addCost(h)
 	}

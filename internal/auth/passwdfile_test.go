@@ -123,8 +123,23 @@ func TestPasswordFileErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := ParsePasswordFile("pw", []byte(tt.data))
-			if err == nil || !strings.Contains(err.Error(), tt.want) {
+			// A malformed line is left out and reported (the user cannot
+			// log in), as Mosquitto loads such a file; a user defined
+			// twice fails the load.
+			pf, err := ParsePasswordFile("pw", []byte(tt.data+"\nok:"+good+"\n"))
+			if err == nil && tt.name == "duplicate" {
+				t.Fatal("a duplicate user did not fail the load")
+			}
+			if err == nil {
+				if len(pf.Skipped()) != 1 {
+					t.Fatalf("skipped %v, want one line", pf.Skipped())
+				}
+				err = pf.Skipped()[0]
+				if pf.Len() != 1 {
+					t.Fatalf("%d users loaded, want the valid one after the skipped line", pf.Len())
+				}
+			}
+			if !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("err = %v, want it to contain %q", err, tt.want)
 			}
 			var pe *ParseError

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"runtime/debug"
+	"strings"
 
 	"github.com/mamori-mqtt/mamori/internal/packet"
 )
@@ -199,4 +200,16 @@ func subscribeCheckName(full string) string {
 		}
 	}
 	return full
+}
+
+// sourceMayPublish reports whether the publisher of retained message m may
+// still publish it (check_retain_source); true when the message carries
+// no source.
+func (b *Broker) sourceMayPublish(m *Message) bool {
+	src := m.Source
+	if src == nil || !b.o().CheckRetainSource {
+		return true
+	}
+	a := b.authFor(src.l)
+	return a == nil || a.Authorize(&src.info, strings.TrimPrefix(m.Topic, src.l.MountPoint), AccessWrite)
 }

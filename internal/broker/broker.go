@@ -48,8 +48,20 @@ type Options struct {
 	WriteTimeout               time.Duration // a subscriber that accepts nothing this long is disconnected
 	SysInterval                time.Duration // $SYS publish interval; 0 disables
 	ConnectionMessages         bool          // log connects and disconnects
-	TrimMemory                 bool          // hand free memory back to the system when quiet (trim.go)
-	Version                    string
+	// ReasonStrings adds reason strings to failure CONNACK, PUBACK, PUBREC
+	// and DISCONNECT packets (MQTT 5). Off by default, like Mosquitto: the
+	// reasons are logged instead, so a refused client learns only the code.
+	ReasonStrings bool
+	// CheckRetainSource (check_retain_source) checks again, each time a
+	// retained message is served, that its publisher may still publish to
+	// its topic: an ACL changed by a reload withdraws what was retained.
+	CheckRetainSource bool
+	// UpgradeOutgoingQoS (upgrade_outgoing_qos) sends messages at the
+	// subscription's QoS even when published at a lower one, as Mosquitto
+	// does with this option (the MQTT specification says the lower).
+	UpgradeOutgoingQoS bool
+	TrimMemory         bool // hand free memory back to the system when quiet (trim.go)
+	Version            string
 
 	Logger         *slog.Logger
 	Store          store.Store
@@ -126,6 +138,10 @@ type Listener struct {
 	// max_topic_alias are listener options in mosquitto.conf).
 	MaxQoS        *byte
 	MaxTopicAlias *uint16
+	// AllowZeroLengthClientID and AutoIDPrefix override the broker's when
+	// set (per_listener_settings true makes them listener options).
+	AllowZeroLengthClientID *bool
+	AutoIDPrefix            *string
 
 	active   atomic.Int64
 	authp    atomic.Pointer[authBox]

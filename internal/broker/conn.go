@@ -69,14 +69,18 @@ type conn struct {
 
 	// Parking (park_linux.go): an idle plain connection gives its
 	// goroutine up, and after a while its net.Conn.
-	parkMu          sync.Mutex
-	parkID          int32
-	heapIdx         int32 // position in the parker's timer heap, -1 when absent; under parker.mu
-	fd              int32 // the socket (nc's or, released, the broker's own); under parkMu
-	parkable        bool  // a plain socket: set at creation, read-only
-	parked          bool
-	released        bool  // nc is nil, fd is a descriptor of the broker's own; under parkMu and outMu
-	sockClosed      bool  // closeSocket has run: fd is no longer ours to read; under parkMu
+	parkMu     sync.Mutex
+	parkID     int32
+	heapIdx    int32 // position in the parker's timer heap, -1 when absent; under parker.mu
+	fd         int32 // the socket (nc's or, released, the broker's own); under parkMu
+	parkable   bool  // a plain socket: set at creation, read-only
+	parked     bool
+	released   bool // nc is nil, fd is a descriptor of the broker's own; under parkMu and outMu
+	sockClosed bool // closeSocket has run: fd is no longer ours to read; under parkMu
+	// linger asks closeSocket for a lingering close (close.go): the broker
+	// sent a final packet (DISCONNECT, refusing CONNACK) and no read loop
+	// reads the socket any more.
+	linger          atomic.Bool
 	epollArmed      bool  // fd is registered in the parker's epoll set
 	parkTimedOut    bool  // resumed by its deadline
 	justConnected   bool  // CONNACK sent, nothing read since: park at once
@@ -91,6 +95,10 @@ type conn struct {
 	normalClose bool // DISCONNECT 0x00 received: no will
 	sendWill    bool // DISCONNECT 0x04
 	takenOver   bool
+	// sessionResumed: a takeover resumed this connection's session, so
+	// its will is not published (the client is still there, as Mosquitto
+	// sees it); set by the new connection's attach.
+	sessionResumed atomic.Bool
 }
 
 func newConn(b *Broker, nc net.Conn, l *Listener) *conn {
@@ -231,6 +239,18 @@ func (c *conn) readConnect() error {
 	}
 }
 
+// randomUUID is a random (version 4) UUID in its text form: Mosquitto
+// assigns client identifiers of this shape, and clients may size buffers
+// or patterns after it.
+func randomUUID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b[:])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+}
+
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout() || errors.Is(err, os.ErrDeadlineExceeded)
@@ -241,7 +261,7 @@ func (c *conn) refuse(code packet.ReasonCode, why string) error {
 	ack := packet.Connack{Code: code}
 	if c.version != packet.V5 {
 		ack.Code = packet.ReasonCode(packet.ConnackV3(code))
-	} else if why != "" {
+	} else if why != "" && c.b.o().ReasonStrings {
 		ack.Props.Set(packet.PropReasonString)
 		ack.Props.ReasonString = []byte(why)
 	}
@@ -249,8 +269,17 @@ func (c *conn) refuse(code packet.ReasonCode, why string) error {
 	if v < packet.V31 || v > packet.V5 {
 		v = packet.V311
 	}
+	if c.b.o().ConnectionMessages {
+		// The reason goes to the log, not to the client (see ReasonStrings).
+		id := c.info.ClientID
+		if id == "" {
+			id = "<unknown>"
+		}
+		c.b.log.Info(fmt.Sprintf("Client %s from %s refused: %v (%s).", id, compactAddr(c.nc.RemoteAddr()), code, why))
+	}
 	_ = c.nc.SetWriteDeadline(time.Now().Add(5 * time.Second))
 	_, _ = c.nc.Write(ack.Append(nil, v))
+	c.linger.Store(true)
 	return fmt.Errorf("connection refused: %v (%s)", code, why)
 }
 
@@ -259,7 +288,10 @@ func (c *conn) handleConnect(body []byte) error {
 	err := p.Decode(body)
 	c.version = p.Version
 	if err != nil {
-		if packet.CodeOf(err) == packet.ErrUnsupportedVersion && (p.Version >= packet.V31 && p.Version <= packet.V5 || p.Version > 5) {
+		known := string(p.ProtocolName) == "MQTT" || string(p.ProtocolName) == "MQIsdp"
+		if packet.CodeOf(err) == packet.ErrUnsupportedVersion && known {
+			// Any level with a known protocol name: CONNACK 1 in the MQTT 3
+			// form, as Mosquitto answers; an unknown name is just closed.
 			return c.refuse(packet.ErrUnsupportedVersion, "unsupported protocol version") // [MQTT-3.1.2-2]
 		}
 		c.b.stats.ProtocolErrors.Add(1)
@@ -305,7 +337,9 @@ func (c *conn) handleConnect(body []byte) error {
 				why = err.Error()
 			}
 			c.b.stats.AuthFailures.Add(1)
-			return c.refuse(packet.ErrNotAuthorized, why)
+			// Mosquitto's code for a missing or unusable certificate
+			// identity: bad user name or password (4 in MQTT 3).
+			return c.refuse(packet.ErrBadUsernameOrPassword, why)
 		}
 		c.info.Username, c.info.Anonymous, c.info.CertIdentity = name, false, true
 	}
@@ -324,12 +358,21 @@ func (c *conn) handleConnect(body []byte) error {
 		c.info.ClientID = c.info.Username
 	}
 	if c.info.ClientID == "" {
-		if p.Version == packet.V31 || !o.AllowZeroLengthClientID || (p.Version == packet.V311 && !p.CleanStart) {
-			return c.refuse(packet.ErrClientIDNotValid, "empty client identifier not allowed")
+		allowZero, prefix := o.AllowZeroLengthClientID, o.AutoIDPrefix
+		if c.l.AllowZeroLengthClientID != nil {
+			allowZero = *c.l.AllowZeroLengthClientID
 		}
-		var rnd [12]byte
-		_, _ = rand.Read(rnd[:])
-		c.info.ClientID = o.AutoIDPrefix + hex.EncodeToString(rnd[:])
+		if c.l.AutoIDPrefix != nil {
+			prefix = *c.l.AutoIDPrefix
+		}
+		if p.Version == packet.V31 || !allowZero || (p.Version == packet.V311 && !p.CleanStart) {
+			code := packet.ErrClientIDNotValid
+			if p.Version == packet.V5 {
+				code = packet.ErrUnspecified // Mosquitto's CONNACK code here
+			}
+			return c.refuse(code, "empty client identifier not allowed")
+		}
+		c.info.ClientID = prefix + randomUUID()
 		assigned = true
 	}
 	if p.Version == packet.V31 && len(c.info.ClientID) > 23 {
@@ -363,8 +406,13 @@ func (c *conn) handleConnect(body []byte) error {
 	// Will [MQTT-3.1.2-8] [MQTT-3.1.2-9].
 	if p.WillFlag {
 		wt := string(p.WillTopic)
-		if err := topic.ValidName(wt); err != nil {
-			return c.refuse(packet.ErrTopicNameInvalid, "will topic: "+err.Error())
+		if err := checkTopic(wt, false); err != nil {
+			// Mosquitto closes without a CONNACK.
+			c.b.stats.ProtocolErrors.Add(1)
+			return fmt.Errorf("invalid will topic: %w", err)
+		}
+		if o.MessageSizeLimit > 0 && len(p.WillPayload) > o.MessageSizeLimit {
+			return c.refuse(packet.ErrPacketTooLarge, "will payload exceeds message_size_limit")
 		}
 		if p.WillQoS > c.maxQoS {
 			return c.refuse(packet.ErrQoSNotSupported, "will QoS above maximum QoS") // [MQTT-3.2.2-12]
@@ -401,21 +449,23 @@ func (c *conn) handleConnect(body []byte) error {
 
 	present := c.b.attach(c, p.CleanStart, expiry)
 
-	ack := packet.Connack{SessionPresent: present}
+	// MQTT 3.1 has no session present flag: its CONNACK byte is reserved.
+	ack := packet.Connack{SessionPresent: present && p.Version != packet.V31}
 	if p.Version == packet.V5 {
+		// Mosquitto's order (clients and its test suite compare bytes):
+		// what the CONNECT decided first, then the broker's limits.
 		pr := &ack.Props
-		if o.MaxInflightMessages < 65535 {
-			pr.Set(packet.PropReceiveMaximum)
-			pr.ReceiveMaximum = uint16(o.MaxInflightMessages)
-			c.recvMax = pr.ReceiveMaximum
-		}
 		if c.maxAlias > 0 {
 			pr.Set(packet.PropTopicAliasMaximum)
 			pr.TopicAliasMaximum = c.maxAlias
 		}
-		if c.maxQoS < 2 {
-			pr.Set(packet.PropMaximumQoS)
-			pr.MaximumQoS = c.maxQoS
+		if serverKA {
+			pr.Set(packet.PropServerKeepAlive)
+			pr.ServerKeepAlive = ka
+		}
+		if assigned {
+			pr.Set(packet.PropAssignedClientID) // [MQTT-3.2.2-16]
+			pr.AssignedClientID = []byte(c.info.ClientID)
 		}
 		if !o.RetainAvailable {
 			pr.Set(packet.PropRetainAvailable)
@@ -424,16 +474,24 @@ func (c *conn) handleConnect(body []byte) error {
 			pr.Set(packet.PropMaximumPacketSize)
 			pr.MaximumPacketSize = uint32(o.MaxPacketSize)
 		}
-		if assigned {
-			pr.Set(packet.PropAssignedClientID) // [MQTT-3.2.2-16]
-			pr.AssignedClientID = []byte(c.info.ClientID)
+		if o.MaxInflightMessages < 65535 {
+			pr.Set(packet.PropReceiveMaximum)
+			pr.ReceiveMaximum = uint16(o.MaxInflightMessages)
+			c.recvMax = pr.ReceiveMaximum
 		}
-		if serverKA {
-			pr.Set(packet.PropServerKeepAlive)
-			pr.ServerKeepAlive = ka
+		if c.maxQoS < 2 {
+			pr.Set(packet.PropMaximumQoS)
+			pr.MaximumQoS = c.maxQoS
 		}
 	}
+	if c.clientMaxPkt > 0 && len(ack.Append(nil, p.Version)) > int(c.clientMaxPkt) {
+		// The client could not take even the CONNACK: closed without one,
+		// as Mosquitto does [MQTT-3.1.2-24]; its will is dropped with it.
+		c.will = nil
+		return fmt.Errorf("CONNACK larger than the client's maximum packet size %d", c.clientMaxPkt)
+	}
 	c.r.MaxSize = o.MaxPacketSize
+	c.r.PubrelDup = p.Version == packet.V31
 	// CONNACK goes out before anything the resumed session resends
 	// [MQTT-3.2.0-1]: attach queued nothing yet, start() does.
 	c.writePacket(&ack)
@@ -527,6 +585,12 @@ func (c *conn) readPackets() error {
 			h, body, ok, err := c.r.Next()
 			if err != nil {
 				c.flushTouched() // what the batch delivered still goes out
+				if packet.CodeOf(err) == packet.ErrMalformedPacket && h.Type != packet.PUBLISH &&
+					h.Type != packet.SUBSCRIBE && h.Type != packet.UNSUBSCRIBE {
+					// Bad flags of other packet types: closed without a
+					// DISCONNECT, as by Mosquitto (see handle).
+					return closeOnly{err}
+				}
 				return err
 			}
 			if !ok {
@@ -719,11 +783,49 @@ func (c *conn) waitForRoom() {
 	}
 }
 
+// closeOnly marks a protocol error after which the connection is closed
+// without a DISCONNECT, as Mosquitto does for every packet type except
+// PUBLISH, SUBSCRIBE and UNSUBSCRIBE (and unknown types).
+type closeOnly struct{ error }
+
+func (e closeOnly) Unwrap() error { return e.error }
+
+// handle dispatches one packet; errors of packets other than PUBLISH,
+// SUBSCRIBE and UNSUBSCRIBE close the connection without a DISCONNECT.
 func (c *conn) handle(h packet.Header, body []byte) error {
+	err := c.handlePacket(h, body)
+	if err == nil || err == errParked || err == io.EOF {
+		return err
+	}
+	switch {
+	case h.Type == packet.PUBLISH, h.Type == packet.SUBSCRIBE, h.Type == packet.UNSUBSCRIBE,
+		errors.Is(err, errExpiryAfterZero):
+		return err
+	}
+	if h.Type >= packet.CONNECT && h.Type <= packet.AUTH {
+		return closeOnly{err}
+	}
+	return err
+}
+
+// malformed turns a SUBSCRIBE or UNSUBSCRIBE decode error into a malformed
+// packet, the reason code Mosquitto sends for every such error; and a
+// PUBLISH property that is not allowed there likewise.
+func malformed(err error) error {
+	if packet.CodeOf(err) == packet.ErrProtocol {
+		return packet.ErrMalformedPacket.With(packet.ReasonOf(err))
+	}
+	return err
+}
+
+func (c *conn) handlePacket(h packet.Header, body []byte) error {
 	switch h.Type {
 	case packet.PUBLISH:
 		if err := c.w.pub.Decode(h.Flags, body, c.version); err != nil {
-			return err
+			if c.w.pub.PacketID == 0 && c.w.pub.QoS > 0 {
+				return err // packet identifier 0: a protocol error
+			}
+			return malformed(err)
 		}
 		return c.onPublish(&c.w.pub)
 	case packet.PUBACK, packet.PUBREC, packet.PUBREL, packet.PUBCOMP:
@@ -734,13 +836,13 @@ func (c *conn) handle(h packet.Header, body []byte) error {
 	case packet.SUBSCRIBE:
 		var s packet.Subscribe
 		if err := s.Decode(body, c.version); err != nil {
-			return err
+			return malformed(err)
 		}
 		return c.onSubscribe(&s)
 	case packet.UNSUBSCRIBE:
 		var u packet.Unsubscribe
 		if err := u.Decode(body, c.version); err != nil {
-			return err
+			return malformed(err)
 		}
 		return c.onUnsubscribe(&u)
 	case packet.PINGREQ:
@@ -770,6 +872,10 @@ func (c *conn) handle(h packet.Header, body []byte) error {
 	}
 }
 
+// errExpiryAfterZero is the one DISCONNECT error Mosquitto answers with a
+// DISCONNECT of its own (0x82).
+var errExpiryAfterZero = packet.ErrProtocol.With("session expiry set on DISCONNECT after 0 in CONNECT")
+
 func (c *conn) onDisconnect(d *packet.Disconnect) error {
 	if c.version == packet.V5 && d.Props.Present(packet.PropSessionExpiry) {
 		c.sess.mu.Lock()
@@ -779,7 +885,7 @@ func (c *conn) onDisconnect(d *packet.Disconnect) error {
 		}
 		c.sess.mu.Unlock()
 		if zero && d.Props.SessionExpiry != 0 {
-			return packet.ErrProtocol.With("session expiry set on DISCONNECT after 0 in CONNECT") // [MQTT-3.14.2-2]
+			return errExpiryAfterZero // [MQTT-3.14.2-2]
 		}
 	}
 	if d.Code == packet.DisconnectWithWill {
@@ -808,9 +914,18 @@ func (c *conn) endWithError(err error) {
 		c.closeNow(err.Error())
 		return
 	}
+	var co closeOnly
+	if errors.As(err, &co) {
+		c.b.stats.ProtocolErrors.Add(1)
+		c.closeNow(fmt.Sprintf("%v: %s", code, packet.ReasonOf(err)))
+		return
+	}
 	if code != packet.ErrKeepAliveTimeout {
 		c.b.stats.ProtocolErrors.Add(1)
 	}
+	// The read loop has ended: nobody reads the socket, so the close may
+	// linger to let the DISCONNECT arrive (close.go).
+	c.linger.Store(true)
 	c.disconnect(code, packet.ReasonOf(err))
 }
 
@@ -825,7 +940,7 @@ func (c *conn) disconnect(code packet.ReasonCode, reason string) {
 	// connection still in CONNECT is just closed.
 	if c.ready.Load() && c.version == packet.V5 && c.sess != nil {
 		d := packet.Disconnect{Code: code}
-		if reason != "" && c.problemInfo {
+		if reason != "" && c.problemInfo && c.b.o().ReasonStrings {
 			d.Props.Set(packet.PropReasonString)
 			d.Props.ReasonString = []byte(reason)
 		}

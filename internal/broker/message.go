@@ -21,6 +21,16 @@ type Message struct {
 	Props  *packet.Properties
 	Expiry time.Time // zero: no message expiry
 	From   string    // client id of the publisher
+	// Source is the publisher of a retained message, kept with
+	// check_retain_source so that its write access is checked again each
+	// time the message is served; nil otherwise.
+	Source *msgSource
+}
+
+// msgSource identifies the client that published a message.
+type msgSource struct {
+	info ClientInfo
+	l    *Listener
 }
 
 // noProps stands for a message without properties. Read only.
@@ -63,12 +73,17 @@ func forwardable(dst *packet.Properties, src *packet.Properties, copyBytes bool)
 		return append([]byte(nil), b...)
 	}
 	*dst = packet.Properties{SubscriptionIDs: dst.SubscriptionIDs[:0]}
-	for _, id := range []int{packet.PropPayloadFormat, packet.PropMessageExpiry, packet.PropContentType,
-		packet.PropResponseTopic, packet.PropCorrelationData} {
-		if src.Present(id) {
-			dst.Set(id)
+	// In the publisher's order: subscribers get them as Mosquitto
+	// forwards them.
+	src.EachInOrder(func(id byte) {
+		switch id {
+		case packet.PropPayloadFormat, packet.PropMessageExpiry, packet.PropContentType,
+			packet.PropResponseTopic, packet.PropCorrelationData:
+			dst.Set(int(id))
+		case packet.PropUser:
+			dst.SetUserPosition()
 		}
-	}
+	})
 	dst.PayloadFormat = src.PayloadFormat
 	dst.MessageExpiry = src.MessageExpiry
 	dst.ContentType = cp(src.ContentType)

@@ -211,13 +211,20 @@ func (c *conn) sendPublish(topicName string, payload []byte, props *packet.Prope
 	v5 := c.version == packet.V5
 	var ids [1]uint32
 	if v5 {
+		// Mosquitto's order: subscription identifier, the publisher's
+		// properties in its order, the remaining message expiry last.
 		p.Props = *props
 		p.Props.SubscriptionIDs = nil
 		p.Props.Clear(packet.PropSubscriptionID)
+		if !hasExpiry && p.Props.Present(packet.PropMessageExpiry) {
+			// A live message forwards the publisher's value unchanged.
+			hasExpiry, expiry = true, p.Props.MessageExpiry
+		}
+		p.Props.Clear(packet.PropMessageExpiry)
 		if subID != 0 {
 			ids[0] = subID
 			p.Props.SubscriptionIDs = ids[:]
-			p.Props.Set(packet.PropSubscriptionID)
+			p.Props.SetFirst(packet.PropSubscriptionID)
 		}
 		if hasExpiry {
 			p.Props.Set(packet.PropMessageExpiry)

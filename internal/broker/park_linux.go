@@ -529,7 +529,21 @@ func (c *conn) closeSocket() {
 	c.disarm()
 	c.sockClosed = true
 	if c.released {
+		if c.linger.Load() {
+			// A net.Conn of its own (a duplicate) to linger on.
+			f := os.NewFile(uintptr(c.fd), "")
+			nc, err := net.FileConn(f)
+			f.Close()
+			if err == nil {
+				lingerClose(nc)
+			}
+			return
+		}
 		syscall.Close(int(c.fd))
+		return
+	}
+	if c.linger.Load() {
+		lingerClose(c.nc)
 		return
 	}
 	_ = c.nc.Close()

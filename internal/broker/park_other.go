@@ -30,7 +30,13 @@ func (c *conn) unpark(int32, bool) {}
 
 func (c *conn) restore() (net.Conn, error) { return c.nc, nil }
 
-func (c *conn) closeSocket() { _ = c.nc.Close() }
+func (c *conn) closeSocket() {
+	if c.linger.Load() {
+		lingerClose(c.nc)
+		return
+	}
+	_ = c.nc.Close()
+}
 
 func (c *conn) isReleased() bool { return false }
 

@@ -1,6 +1,8 @@
 package broker
 
 import (
+	"errors"
+	"fmt"
 	"strings"
 	"time"
 	"unsafe"
@@ -19,6 +21,7 @@ type inbound struct {
 	qos     byte
 	retain  bool
 	from    string
+	src     *conn           // the publishing connection; nil for wills and $SYS
 	now     time.Time       // zero until clock() is first needed
 	pub     *packet.Publish // source, for building msg
 	msg     *Message
@@ -75,8 +78,8 @@ func (c *conn) onPublish(p *packet.Publish) error {
 			name = t
 		}
 	}
-	if err := topic.ValidName(name); err != nil {
-		return packet.ErrTopicNameInvalid.With(err.Error()) // [MQTT-3.3.2-2]
+	if err := checkTopic(name, false); err != nil {
+		return err // [MQTT-3.3.2-2]
 	}
 	if p.QoS > c.maxQoS {
 		return packet.ErrQoSNotSupported.With("QoS above maximum QoS") // [MQTT-3.2.2-11]
@@ -97,7 +100,7 @@ func (c *conn) onPublish(p *packet.Publish) error {
 			c.sess.mu.Unlock()
 			return packet.ErrReceiveMaximumExceeded.With("too many QoS 2 messages in flight")
 		}
-		c.sess.setIncoming(p.PacketID)
+		c.sess.setIncoming(p.PacketID, nil)
 		c.sess.mu.Unlock()
 		if dup {
 			c.ackPublish(p, packet.Success, "")
@@ -118,7 +121,7 @@ func (c *conn) onPublish(p *packet.Publish) error {
 		// It could not be encoded for subscribers without the mount point.
 		code, why = packet.ErrTopicNameInvalid, "topic too long with the mount point"
 	case o.MessageSizeLimit > 0 && len(p.Payload) > o.MessageSizeLimit:
-		code, why = packet.ErrImplementationSpecific, "payload exceeds message_size_limit"
+		code, why = packet.ErrPacketTooLarge, "payload exceeds message_size_limit" // Mosquitto's code
 	case p.Props.PayloadFormat == 1 && !packet.ValidUTF8(p.Payload):
 		code, why = packet.ErrPayloadFormatInvalid, "payload is not valid UTF-8" // [MQTT-3.3.2-4]
 	case reservedTopic(full) != "":
@@ -136,11 +139,25 @@ func (c *conn) onPublish(p *packet.Publish) error {
 		}
 		w.enc.reset()
 		in := inbound{topic: full, payload: p.Payload, props: &w.props, qos: p.QoS, retain: p.Retain,
-			from: c.info.ClientID, pub: p, enc: &w.enc}
+			from: c.info.ClientID, src: c, pub: p, enc: &w.enc}
+		if p.QoS == 2 {
+			// Held until PUBREL, then delivered (Mosquitto's order: PUBREC
+			// first, the message to subscribers after the release).
+			m := in.owned()
+			c.sess.mu.Lock()
+			c.sess.setIncoming(p.PacketID, m)
+			c.sess.mu.Unlock()
+			c.ackPublish(p, code, why)
+			return nil
+		}
 		if p.Retain {
 			c.b.retain(&in)
 		}
-		c.b.route(c, &in)
+		if !c.b.route(c, &in) && p.QoS == 1 && c.version == packet.V5 {
+			// Mosquitto's PUBACK says so; a QoS 2 PUBREC stays 0 (it is
+			// sent before the message is released).
+			code = packet.NoMatchingSubscribers
+		}
 	}
 	c.ackPublish(p, code, why)
 	return nil
@@ -152,7 +169,8 @@ func (c *conn) onPublish(p *packet.Publish) error {
 // Mosquitto makes before any ACL, for PUBLISH and wills alike.
 func reservedTopic(topicName string) string {
 	switch {
-	case strings.HasPrefix(topicName, "$SYS"):
+	case strings.HasPrefix(topicName, "$SYS") && !topic.Match("$SYS/broker/connection/+/state", topicName):
+		// Like Mosquitto, a bridge's state topic is the one exception.
 		return "$SYS topics are published by the broker only"
 	case strings.HasPrefix(topicName, "$share"):
 		return "$share is for shared subscriptions, not a topic"
@@ -165,6 +183,9 @@ func reservedTopic(topicName string) string {
 // MQTT 5, as success before (the message is dropped silently, as Mosquitto
 // does).
 func (c *conn) ackPublish(p *packet.Publish, code packet.ReasonCode, why string) {
+	if code.IsError() {
+		c.b.log.Debug(fmt.Sprintf("Denied PUBLISH from %s (q%d, '%s'): %v (%s).", c.info.ClientID, p.QoS, p.Topic, code, why))
+	}
 	var t packet.Type
 	switch p.QoS {
 	case 0:
@@ -187,7 +208,7 @@ func (c *conn) ackPublish(p *packet.Publish, code packet.ReasonCode, why string)
 		c.writeAck(t, p.PacketID)
 	} else {
 		a := packet.Ack{Kind: t, PacketID: p.PacketID, Code: code}
-		if why != "" && c.problemInfo {
+		if why != "" && c.problemInfo && c.b.o().ReasonStrings {
 			a.Props.Set(packet.PropReasonString)
 			a.Props.ReasonString = []byte(why)
 		}
@@ -206,6 +227,10 @@ func (b *Broker) retain(in *inbound) {
 		return
 	}
 	m := in.owned()
+	if b.o().CheckRetainSource && in.src != nil && m.Source == nil {
+		// Set before the message is shared: route runs after retain.
+		m.Source = &msgSource{info: in.src.info, l: in.src.l}
+	}
 	b.retained.Set(m.Topic, m)
 	if err := b.st.SetRetained(m.toStore()); err != nil {
 		b.log.Error("persisting retained message failed", "topic", m.Topic, "err", err)
@@ -214,8 +239,9 @@ func (b *Broker) retain(in *inbound) {
 
 // route delivers a message to every matching subscription. from is the
 // publishing connection (nil for wills and $SYS), whose touched list
-// collects the receivers to flush after its read batch.
-func (b *Broker) route(from *conn, in *inbound) {
+// collects the receivers to flush after its read batch. It reports whether
+// any subscription matched (PUBACK 0x10 otherwise, as Mosquitto answers).
+func (b *Broker) route(from *conn, in *inbound) bool {
 	var matches []subscription
 	var picks []groupPick
 	if from != nil {
@@ -226,7 +252,7 @@ func (b *Broker) route(from *conn, in *inbound) {
 			for i := range hit {
 				b.deliver(from, &hit[i], in, false)
 			}
-			return
+			return true
 		}
 		matches, picks = from.w.matches[:0], from.w.groups[:0]
 		defer func() {
@@ -250,6 +276,7 @@ func (b *Broker) route(from *conn, in *inbound) {
 			b.deliver(from, &picks[i].sub, in, true)
 		}
 	}
+	return len(matches) > 0 || len(picks) > 0
 }
 
 // matchCache remembers a publisher's recent topic matches for one
@@ -348,6 +375,9 @@ func (b *Broker) deliver(from *conn, sub *subscription, in *inbound, shared bool
 		return // [MQTT-3.8.3-3]
 	}
 	qos := min(in.qos, sub.qos) // [MQTT-3.8.4-8]
+	if b.o().UpgradeOutgoingQoS {
+		qos = sub.qos // upgrade_outgoing_qos: a Mosquitto option against the spec
+	}
 	retain := sub.retainAsPublished && in.retain
 	s.mu.Lock()
 	c := s.conn
@@ -408,6 +438,16 @@ func (b *Broker) deliver(from *conn, sub *subscription, in *inbound, shared bool
 	b.markTouched(from, c)
 }
 
+// releaseQoS2 delivers a QoS 2 message whose PUBREL arrived.
+func (c *conn) releaseQoS2(m *Message) {
+	in := inbound{topic: m.Topic, payload: m.Payload, props: m.props(), qos: m.QoS, retain: m.Retain,
+		from: m.From, src: c, msg: m}
+	if m.Retain {
+		c.b.retain(&in)
+	}
+	c.b.route(c, &in)
+}
+
 func (b *Broker) markTouched(from, c *conn) {
 	if from != nil {
 		from.touch(c)
@@ -424,8 +464,15 @@ func (c *conn) onAck(a *packet.Ack) error {
 	case packet.PUBACK, packet.PUBCOMP:
 		s.mu.Lock()
 		om, ok := s.inflight[a.PacketID]
+		if ok && (a.Kind == packet.PUBACK) != (om.qos == 1) || ok && a.Kind == packet.PUBCOMP && !om.rel {
+			// An acknowledgement that does not fit the message's flow (PUBACK
+			// for QoS 2, PUBCOMP for QoS 1 or before PUBREC): a protocol
+			// error, as in Mosquitto.
+			s.mu.Unlock()
+			return packet.ErrProtocol.With(fmt.Sprintf("%v for a QoS %d message in flight", a.Kind, om.qos))
+		}
 		moved := false
-		if ok && (a.Kind == packet.PUBACK) == (om.qos == 1) && (a.Kind == packet.PUBACK || om.rel) {
+		if ok {
 			s.doneInflight(om)
 			s.untrack(om)
 			s.lastAck = now.UnixNano()
@@ -439,6 +486,10 @@ func (c *conn) onAck(a *packet.Ack) error {
 	case packet.PUBREC:
 		s.mu.Lock()
 		om, ok := s.inflight[a.PacketID]
+		if ok && om.qos != 2 {
+			s.mu.Unlock()
+			return packet.ErrProtocol.With(fmt.Sprintf("PUBREC for a QoS %d message in flight", om.qos))
+		}
 		if ok && om.qos == 2 {
 			if a.Code.IsError() {
 				s.doneInflight(om) // a failure in PUBREC ends the flow
@@ -457,27 +508,55 @@ func (c *conn) onAck(a *packet.Ack) error {
 				c.writeAck(packet.PUBREL, a.PacketID) // [MQTT-4.3.3-4]
 				c.touch(c)
 			}
-		} else if c.version == packet.V5 {
-			ack := packet.Ack{Kind: packet.PUBREL, PacketID: a.PacketID, Code: packet.ErrPacketIDNotFound}
-			c.writePacket(&ack)
-			c.touch(c)
 		} else {
+			// Unknown id: a resend after a reconnect, most likely; answered
+			// with success like Mosquitto, so the client's flow completes.
 			c.writeAck(packet.PUBREL, a.PacketID)
 			c.touch(c)
 		}
 		s.mu.Unlock()
 	case packet.PUBREL:
 		s.mu.Lock()
-		_, ok := s.incoming[a.PacketID]
+		m := s.incoming[a.PacketID]
 		delete(s.incoming, a.PacketID)
 		s.mu.Unlock()
-		if !ok && c.version == packet.V5 {
-			ack := packet.Ack{Kind: packet.PUBCOMP, PacketID: a.PacketID, Code: packet.ErrPacketIDNotFound}
-			c.writePacket(&ack)
-		} else {
-			c.writeAck(packet.PUBCOMP, a.PacketID) // [MQTT-4.3.3-11]
+		if m != nil {
+			c.releaseQoS2(m)
 		}
+		// An unknown id is answered with success too, as Mosquitto does: a
+		// PUBREL repeated after a reconnect whose PUBCOMP was lost.
+		c.writeAck(packet.PUBCOMP, a.PacketID) // [MQTT-4.3.3-11]
 		c.touch(c)
 	}
 	return nil
+}
+
+// maxTopicLevels is Mosquitto's limit on topic hierarchy: a topic or
+// filter with more than 200 '/' separators is refused. Besides matching
+// Mosquitto, it bounds the work of matching one topic against the tree.
+const maxTopicLevels = 200
+
+// checkTopic validates a PUBLISH topic name or a SUBSCRIBE/UNSUBSCRIBE
+// filter with Mosquitto's reason codes: invalid UTF-8 is a malformed
+// packet; any other fault in a name is a protocol error, in a filter a
+// malformed packet (Mosquitto's DISCONNECT codes; MQTT 3 clients are just
+// disconnected).
+func checkTopic(s string, filter bool) error {
+	var err error
+	if filter {
+		err = topic.ValidFilter(s)
+	} else {
+		err = topic.ValidName(s)
+	}
+	if err == nil && strings.Count(s, "/") > maxTopicLevels {
+		err = fmt.Errorf("more than %d topic levels", maxTopicLevels)
+	}
+	switch {
+	case err == nil:
+		return nil
+	case filter || errors.Is(err, topic.ErrInvalidUTF8):
+		return packet.ErrMalformedPacket.With(err.Error())
+	default:
+		return packet.ErrProtocol.With(err.Error())
+	}
 }

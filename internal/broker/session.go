@@ -34,7 +34,7 @@ type session struct {
 
 	subs     map[string]subOpts  // by full filter, "$share/..." included
 	inflight map[uint16]*outMsg  // outbound QoS>0 awaiting PUBACK/PUBREC/PUBCOMP
-	incoming map[uint16]struct{} // inbound QoS 2 ids between PUBREC and PUBREL
+	incoming map[uint16]*Message // inbound QoS 2 between PUBREC and PUBREL: the message to release (nil: none)
 	queue    msgQueue            // outbound QoS>0 waiting for a window slot
 	qBytes   int
 	// resendQ holds in-flight messages of a resumed session that did not
@@ -105,12 +105,13 @@ func (s *session) setInflight(om *outMsg) {
 	s.inflight[om.id] = om
 }
 
-// setIncoming records an inbound QoS 2 packet id. Caller holds s.mu.
-func (s *session) setIncoming(id uint16) {
+// setIncoming records an inbound QoS 2 packet id and the message its
+// PUBREL releases. Caller holds s.mu.
+func (s *session) setIncoming(id uint16, m *Message) {
 	if s.incoming == nil {
-		s.incoming = make(map[uint16]struct{})
+		s.incoming = make(map[uint16]*Message)
 	}
-	s.incoming[id] = struct{}{}
+	s.incoming[id] = m
 }
 
 // doneInflight removes a completed or dropped in-flight message. Caller
@@ -318,6 +319,13 @@ func (s *session) pump(now time.Time) bool {
 		moved = true
 		s.qBytes -= len(om.msg.Payload) + len(om.msg.Topic)
 		if om.msg.expired(now) || !c.authorizeLocked(om.msg.Topic, AccessRead) {
+			if om.qos > 0 {
+				// Mosquitto numbers a message when it is queued, so one
+				// that expired or that the ACL no longer lets through has
+				// used its packet identifier: the same numbers as
+				// Mosquitto's on the wire.
+				s.allocID()
+			}
 			s.untrack(om)
 			continue
 		}

@@ -46,6 +46,11 @@ func (e *encCache) get(in *inbound, v packet.Version, qos byte, retain bool) ([]
 			p.Props = *in.props
 			p.Props.SubscriptionIDs = nil
 			p.Props.Clear(packet.PropSubscriptionID)
+			if p.Props.Present(packet.PropMessageExpiry) {
+				// Message expiry goes last, as Mosquitto sends it.
+				p.Props.Clear(packet.PropMessageExpiry)
+				p.Props.Set(packet.PropMessageExpiry)
+			}
 		}
 		s.off = len(e.buf)
 		e.buf = p.Append(e.buf, v)

@@ -24,14 +24,12 @@ func (c *conn) onSubscribe(p *packet.Subscribe) error {
 	s := c.sess
 	for i, sub := range p.Subs {
 		filter := string(sub.Filter)
-		if err := topic.ValidFilter(filter); err != nil {
-			codes[i] = c.failCode(packet.ErrTopicFilterInvalid)
-			continue
+		if err := checkTopic(filter, true); err != nil {
+			return err
 		}
 		group, inner, shared, err := topic.ParseShared(filter)
 		if err != nil {
-			codes[i] = c.failCode(packet.ErrTopicFilterInvalid)
-			continue
+			return packet.ErrMalformedPacket.With("subscription " + err.Error())
 		}
 		if shared && sub.NoLocal {
 			return packet.ErrProtocol.With("no local on a shared subscription") // [MQTT-3.8.3-4]
@@ -81,10 +79,14 @@ func (c *conn) onSubscribe(p *packet.Subscribe) error {
 			return true
 		})
 		for _, m := range msgs {
-			if m.expired(now) {
+			if m.expired(now) || !c.b.sourceMayPublish(m) {
 				continue
 			}
-			c.b.deliverOwned(c, s, m, min(m.QoS, r.qos), true, subID, now)
+			qos := min(m.QoS, r.qos)
+			if c.b.o().UpgradeOutgoingQoS {
+				qos = r.qos
+			}
+			c.b.deliverOwned(c, s, m, qos, true, subID, now)
 		}
 	}
 	return nil
@@ -134,6 +136,9 @@ func (c *conn) onUnsubscribe(p *packet.Unsubscribe) error {
 	codes := make([]packet.ReasonCode, len(p.Filters))
 	for i, f := range p.Filters {
 		filter := string(f)
+		if err := checkTopic(filter, true); err != nil {
+			return err
+		}
 		full := c.l.MountPoint + filter
 		if group, inner, shared, err := topic.ParseShared(filter); err == nil && shared {
 			full = "$share/" + group + "/" + c.l.MountPoint + inner
@@ -170,9 +175,10 @@ func (b *Broker) attach(c *conn, cleanStart bool, expiry uint32) (present bool) 
 		old = s.conn
 		s.conn = nil
 		s.isOnline.Store(false)
-		pendingWill := s.will
+		// A new connection cancels a delayed will [MQTT-3.1.3-9], also one
+		// that starts clean (as Mosquitto does).
 		s.will = nil
-		s.stopTimers() // a new connection cancels a delayed will [MQTT-3.1.3-9]
+		s.stopTimers()
 		// A session whose expiry interval is 0 ends with its connection,
 		// even when the new connection arrives before the old one has
 		// finished closing [MQTT-3.1.2-23]: it is never resumed.
@@ -184,11 +190,11 @@ func (b *Broker) attach(c *conn, cleanStart bool, expiry uint32) (present bool) 
 			delete(b.sessions, id)
 			_ = b.st.DeleteSession(id)
 			s = nil
-			if pendingWill != nil {
-				defer b.publishWill(pendingWill)
-			}
 		} else {
 			present = true
+			if old != nil {
+				old.sessionResumed.Store(true)
+			}
 			s.mu.Unlock()
 		}
 	}
@@ -255,9 +261,10 @@ func (b *Broker) detach(c *conn) {
 	}
 	s.mu.Lock()
 	if s.conn != c {
-		// Taken over: the new connection owns the session now.
+		// Taken over: the new connection owns the session now. The will
+		// goes out only if the takeover ended the session.
 		s.mu.Unlock()
-		if will != nil && c.willDelay == 0 {
+		if will != nil && c.willDelay == 0 && !c.sessionResumed.Load() {
 			b.publishWill(will)
 		}
 		return
@@ -266,8 +273,17 @@ func (b *Broker) detach(c *conn) {
 	s.isOnline.Store(false)
 	s.wakeWaiters() // offline: overflow is dropped now, nobody waits
 	expiry := s.expiry
+	// With session expiry 0 and a will delay, the session is kept until
+	// the will is due, as Mosquitto does: a client that reconnects within
+	// the delay cancels its will (the point of a will delay), even though
+	// its session otherwise ended at the disconnect.
+	lingers := false
 	if will != nil {
 		delay := min(c.willDelay, expiry)
+		if expiry == 0 && !s.gone {
+			delay = c.willDelay
+			lingers = delay > 0
+		}
 		if delay == 0 {
 			s.mu.Unlock()
 			b.publishWill(will)
@@ -282,8 +298,15 @@ func (b *Broker) detach(c *conn) {
 				if w != nil {
 					b.publishWill(w)
 				}
+				if lingers {
+					b.endSession(s)
+				}
 			}))
 		}
+	}
+	if lingers {
+		s.mu.Unlock()
+		return
 	}
 	if expiry == 0 || s.gone {
 		s.mu.Unlock()

@@ -84,6 +84,12 @@ type Config struct {
 	// CertExpiryWarningDays is how many days before a configured
 	// certificate expires the broker starts warning; zero disables.
 	CertExpiryWarningDays int
+	// ReasonStrings (reason_strings, default false) adds a human-readable
+	// reason string to the CONNACK, PUBACK, PUBREC and DISCONNECT failures
+	// sent to MQTT 5 clients. Off, like Mosquitto: the strings would tell an
+	// unauthenticated client why it was refused; the log has them anyway.
+	// Meant for development.
+	ReasonStrings bool
 
 	// Warnings lists accepted options that mamori cannot honour exactly, and
 	// lines that probably do not do what their author meant.

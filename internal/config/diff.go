@@ -107,6 +107,7 @@ func Diff(old, cur *Config) *Delta {
 	g.bool("set_tcp_nodelay", old.SetTCPNoDelay, cur.SetTCPNoDelay, liveLimits)
 	g.str("sys_interval", old.SysInterval.String(), cur.SysInterval.String(), liveLimits)
 	g.int("cert_expiry_warning_days", old.CertExpiryWarningDays, cur.CertExpiryWarningDays, liveLimits)
+	g.bool("reason_strings", old.ReasonStrings, cur.ReasonStrings, liveLimits)
 	g.int("autosave_interval", old.Persistence.AutosaveInterval, cur.Persistence.AutosaveInterval, liveLimits)
 	g.bool("autosave_on_changes", old.Persistence.AutosaveOnChanges, cur.Persistence.AutosaveOnChanges, liveLimits)
 

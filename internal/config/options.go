@@ -59,6 +59,7 @@ var options = map[string]handler{
 	// mamori extensions, global.
 	"metrics_listener":         metricsListener,
 	"cert_expiry_warning_days": globalInt(0, 36500, func(c *Config, n int64) { c.CertExpiryWarningDays = int(n) }),
+	"reason_strings":           globalBool(func(c *Config) *bool { return &c.ReasonStrings }),
 
 	// Authentication: global, or per listener with per_listener_settings.
 	"acl_file":                   securityFile(func(s *Security) *File { return &s.ACLFile }),

@@ -113,16 +113,107 @@ type Properties struct {
 	// 0x26, key string, value string) so that they pass through the broker
 	// verbatim and in order without being decoded into a slice of pairs.
 	User []byte
+
+	// order lists the identifiers of the present properties in the order
+	// they were decoded or Set; the encoder writes them in that order, so a
+	// forwarded message keeps its publisher's order and a reply built
+	// property by property has the order Mosquitto's would (clients and
+	// test suites compare bytes). nOrder counts the used entries.
+	order  [maxOrder]byte
+	nOrder uint8
 }
+
+// maxOrder bounds the recorded order: one entry per property identifier.
+const maxOrder = 0x2B
+
+// defaultOrder is the encoding order of present properties missing from
+// the recorded order: ascending identifier, user properties last.
+var defaultOrder = func() []byte {
+	var ids []byte
+	for id := 1; id < len(allowed); id++ {
+		if allowed[id] != 0 && id != PropUser {
+			ids = append(ids, byte(id))
+		}
+	}
+	return append(ids, PropUser)
+}()
 
 // Present reports whether property id was present.
 func (p *Properties) Present(id int) bool { return p.Has&(1<<uint(id)) != 0 }
 
-// Set marks property id present; callers assign the field as well.
-func (p *Properties) Set(id int) { p.Has |= 1 << uint(id) }
+// Set marks property id present; callers assign the field as well. A
+// property Set for the first time is encoded after those Set before it.
+func (p *Properties) Set(id int) {
+	if p.Has&(1<<uint(id)) != 0 {
+		return
+	}
+	p.Has |= 1 << uint(id)
+	if int(p.nOrder) < len(p.order) {
+		p.order[p.nOrder] = byte(id)
+		p.nOrder++
+	}
+}
 
-// Clear marks property id absent.
-func (p *Properties) Clear(id int) { p.Has &^= 1 << uint(id) }
+// Clear marks property id absent; Set again, it moves to the end.
+func (p *Properties) Clear(id int) {
+	if p.Has&(1<<uint(id)) == 0 {
+		return
+	}
+	p.Has &^= 1 << uint(id)
+	for i := 0; i < int(p.nOrder); i++ {
+		if p.order[i] == byte(id) {
+			copy(p.order[i:p.nOrder], p.order[i+1:p.nOrder])
+			p.nOrder--
+			return
+		}
+	}
+}
+
+// SetUserPosition records that the next user property (in the order of
+// User) is encoded here, after the properties Set so far: user properties
+// interleaved with others keep their places.
+func (p *Properties) SetUserPosition() {
+	p.Has |= 1 << PropUser
+	if int(p.nOrder) < len(p.order) {
+		p.order[p.nOrder] = PropUser
+		p.nOrder++
+	}
+}
+
+// SetFirst marks property id present and encodes it before all others.
+func (p *Properties) SetFirst(id int) {
+	p.Clear(id)
+	p.Set(id)
+	n := int(p.nOrder)
+	if n > 0 && p.order[n-1] == byte(id) {
+		copy(p.order[1:n], p.order[:n-1])
+		p.order[0] = byte(id)
+	}
+}
+
+// EachInOrder calls f with the identifier of each present property, in
+// encoding order (without allocating, unlike Order).
+func (p *Properties) EachInOrder(f func(id byte)) {
+	var seen uint64
+	for _, id := range p.order[:p.nOrder] {
+		f(id)
+		seen |= 1 << id
+	}
+	for _, id := range defaultOrder {
+		if (p.Has&(1<<id) != 0 || id == PropUser && len(p.User) > 0) && seen&(1<<id) == 0 {
+			f(id)
+		}
+	}
+}
+
+// Order returns the identifiers of the present properties in encoding
+// order. User properties, if any, are at the position of the first one
+// (PropUser); they are kept as one block.
+func (p *Properties) Order() []byte {
+	out := make([]byte, 0, p.nOrder+1)
+	p.EachInOrder(func(id byte) { out = append(out, id) })
+	return out
+}
 
 // Reset empties p but keeps the capacity of SubscriptionIDs for reuse.
 func (p *Properties) Reset() {
@@ -189,13 +280,16 @@ func decodeProps(r *reader, t Type, p *Properties) error {
 		if id != PropUser && !(id == PropSubscriptionID && t == PUBLISH) && p.Present(id) {
 			return ErrProtocol.With("property included more than once")
 		}
-		p.Set(id)
+		if id == PropUser {
+			p.SetUserPosition()
+		} else {
+			p.Set(id)
+		}
 		switch id {
 		case PropPayloadFormat:
+			// Values other than 0 and 1 are passed on, as Mosquitto does:
+			// the indicator is advice for the receiver, not for the broker.
 			p.PayloadFormat, err = pr.u8()
-			if err == nil && p.PayloadFormat > 1 {
-				err = ErrProtocol.With("payload format indicator not 0 or 1")
-			}
 		case PropMessageExpiry:
 			p.MessageExpiry, err = pr.u32()
 		case PropContentType:
@@ -397,93 +491,113 @@ func (p *Properties) sizeWithLen() int {
 	return VarIntLen(n) + n
 }
 
-// appendProps appends the property block (length prefix and content).
+// appendProps appends the property block (length prefix and content):
+// first the properties in the order they were decoded or Set, then any
+// others present in ascending identifier order.
 func (p *Properties) appendProps(dst []byte) []byte {
 	n := p.size()
 	dst = AppendVarInt(dst, n)
 	if n == 0 {
 		return dst
 	}
-	has := p.Present
-	if has(PropPayloadFormat) {
-		dst = append(dst, PropPayloadFormat, p.PayloadFormat)
+	var done uint64
+	user := p.User // user properties not yet written
+	for _, id := range p.order[:p.nOrder] {
+		if id == PropUser {
+			n := nextUserLen(user)
+			dst, user = append(dst, user[:n]...), user[n:]
+			continue
+		}
+		dst = p.appendOne(dst, id)
+		done |= 1 << id
 	}
-	if has(PropMessageExpiry) {
-		dst = appendU32(append(dst, PropMessageExpiry), p.MessageExpiry)
-	}
-	if has(PropContentType) {
-		dst = appendBin(append(dst, PropContentType), p.ContentType)
-	}
-	if has(PropResponseTopic) {
-		dst = appendBin(append(dst, PropResponseTopic), p.ResponseTopic)
-	}
-	if has(PropCorrelationData) {
-		dst = appendBin(append(dst, PropCorrelationData), p.CorrelationData)
-	}
-	if has(PropSubscriptionID) {
-		for _, id := range p.SubscriptionIDs {
-			dst = AppendVarInt(append(dst, PropSubscriptionID), int(id))
+	for _, id := range defaultOrder {
+		if id == PropUser {
+			dst = append(dst, user...)
+		} else if done&(1<<id) == 0 {
+			dst = p.appendOne(dst, id)
 		}
 	}
-	if has(PropSessionExpiry) {
+	return dst
+}
+
+// nextUserLen is the encoded length of the first user property in b (the
+// User field's format), or len(b) if b does not hold a whole one.
+func nextUserLen(b []byte) int {
+	n := 1
+	for range 2 {
+		if len(b) < n+2 {
+			return len(b)
+		}
+		n += 2 + (int(b[n])<<8 | int(b[n+1]))
+	}
+	return min(n, len(b))
+}
+
+// appendOne appends property id if present (for PropUser: the user
+// properties, if any; for PropSubscriptionID: every identifier).
+func (p *Properties) appendOne(dst []byte, id byte) []byte {
+	if id == PropUser {
+		return append(dst, p.User...)
+	}
+	if !p.Present(int(id)) {
+		return dst
+	}
+	switch id {
+	case PropPayloadFormat:
+		dst = append(dst, PropPayloadFormat, p.PayloadFormat)
+	case PropMessageExpiry:
+		dst = appendU32(append(dst, PropMessageExpiry), p.MessageExpiry)
+	case PropContentType:
+		dst = appendBin(append(dst, PropContentType), p.ContentType)
+	case PropResponseTopic:
+		dst = appendBin(append(dst, PropResponseTopic), p.ResponseTopic)
+	case PropCorrelationData:
+		dst = appendBin(append(dst, PropCorrelationData), p.CorrelationData)
+	case PropSubscriptionID:
+		for _, sid := range p.SubscriptionIDs {
+			dst = AppendVarInt(append(dst, PropSubscriptionID), int(sid))
+		}
+	case PropSessionExpiry:
 		dst = appendU32(append(dst, PropSessionExpiry), p.SessionExpiry)
-	}
-	if has(PropAssignedClientID) {
+	case PropAssignedClientID:
 		dst = appendBin(append(dst, PropAssignedClientID), p.AssignedClientID)
-	}
-	if has(PropServerKeepAlive) {
+	case PropServerKeepAlive:
 		dst = appendU16(append(dst, PropServerKeepAlive), p.ServerKeepAlive)
-	}
-	if has(PropAuthMethod) {
+	case PropAuthMethod:
 		dst = appendBin(append(dst, PropAuthMethod), p.AuthMethod)
-	}
-	if has(PropAuthData) {
+	case PropAuthData:
 		dst = appendBin(append(dst, PropAuthData), p.AuthData)
-	}
-	if has(PropRequestProblemInfo) {
+	case PropRequestProblemInfo:
 		dst = append(dst, PropRequestProblemInfo, p.RequestProblemInfo)
-	}
-	if has(PropWillDelay) {
+	case PropWillDelay:
 		dst = appendU32(append(dst, PropWillDelay), p.WillDelay)
-	}
-	if has(PropRequestResponseInfo) {
+	case PropRequestResponseInfo:
 		dst = append(dst, PropRequestResponseInfo, p.RequestResponseInfo)
-	}
-	if has(PropResponseInfo) {
+	case PropResponseInfo:
 		dst = appendBin(append(dst, PropResponseInfo), p.ResponseInfo)
-	}
-	if has(PropServerReference) {
+	case PropServerReference:
 		dst = appendBin(append(dst, PropServerReference), p.ServerReference)
-	}
-	if has(PropReasonString) {
+	case PropReasonString:
 		dst = appendBin(append(dst, PropReasonString), p.ReasonString)
-	}
-	if has(PropReceiveMaximum) {
+	case PropReceiveMaximum:
 		dst = appendU16(append(dst, PropReceiveMaximum), p.ReceiveMaximum)
-	}
-	if has(PropTopicAliasMaximum) {
+	case PropTopicAliasMaximum:
 		dst = appendU16(append(dst, PropTopicAliasMaximum), p.TopicAliasMaximum)
-	}
-	if has(PropTopicAlias) {
+	case PropTopicAlias:
 		dst = appendU16(append(dst, PropTopicAlias), p.TopicAlias)
-	}
-	if has(PropMaximumQoS) {
+	case PropMaximumQoS:
 		dst = append(dst, PropMaximumQoS, p.MaximumQoS)
-	}
-	if has(PropRetainAvailable) {
+	case PropRetainAvailable:
 		dst = append(dst, PropRetainAvailable, p.RetainAvailable)
-	}
-	if has(PropMaximumPacketSize) {
+	case PropMaximumPacketSize:
 		dst = appendU32(append(dst, PropMaximumPacketSize), p.MaximumPacketSize)
-	}
-	if has(PropWildcardSubAvailable) {
+	case PropWildcardSubAvailable:
 		dst = append(dst, PropWildcardSubAvailable, p.WildcardSubAvailable)
-	}
-	if has(PropSubIDAvailable) {
+	case PropSubIDAvailable:
 		dst = append(dst, PropSubIDAvailable, p.SubIDAvailable)
-	}
-	if has(PropSharedSubAvailable) {
+	case PropSharedSubAvailable:
 		dst = append(dst, PropSharedSubAvailable, p.SharedSubAvailable)
 	}
-	return append(dst, p.User...)
+	return dst
 }

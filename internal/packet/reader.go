@@ -16,7 +16,11 @@ type Reader struct {
 	buf     []byte
 	r, w    int // unread data is buf[r:w]
 	MaxSize int // largest packet accepted; 0 means MaxRemaining+5
-	minSize int
+	// PubrelDup accepts PUBREL with the DUP flag set (first byte 0x6A),
+	// which MQTT 3.1 clients send when they resend a PUBREL; it is read as
+	// a plain PUBREL.
+	PubrelDup bool
+	minSize   int
 }
 
 // Sizes of the read buffer: a connection starts with initialBuf bytes and a
@@ -97,6 +101,9 @@ func (r *Reader) limit() int {
 // buffer and is valid until the next call to Fill or Release. ok is false
 // when no complete packet is buffered.
 func (r *Reader) Next() (h Header, body []byte, ok bool, err error) {
+	if r.PubrelDup && r.r < r.w && r.buf[r.r] == 0x6A {
+		r.buf[r.r] = 0x62
+	}
 	h, ok, err = ParseHeader(r.buf[r.r:r.w], r.limit())
 	if err != nil || !ok || r.w-r.r < h.Size() {
 		return h, nil, false, err

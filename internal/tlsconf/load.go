@@ -31,6 +31,10 @@ type certItem struct {
 	sum  digest
 	cert *tls.Certificate
 	leaf *x509.Certificate
+	// own is how many certificates the certfile held (leaf first); cert
+	// may carry more, added from cafile/capath (completeChain).
+	own   int
+	added []*x509.Certificate
 }
 
 // name is how logs name the pair: "certfile /etc/mamori/server.crt".
@@ -68,7 +72,7 @@ func loadCertItem(ck config.CertKey) (*certItem, error) {
 		var c tls.Certificate
 		c, err = pki.LoadKeyPair(ck.CertFile.Path, ck.KeyFile.Path, []byte(ck.Password))
 		if err == nil {
-			return &certItem{ck: ck, sum: sum, cert: &c, leaf: c.Leaf}, nil
+			return &certItem{ck: ck, sum: sum, cert: &c, leaf: c.Leaf, own: len(c.Certificate)}, nil
 		}
 	}
 	pos, opt := ck.CertFile.Pos, "certfile"

@@ -220,7 +220,8 @@ func New(o Options) (*Server, error) {
 		},
 	}
 	for _, c := range st.certs {
-		s.log.Info(fmt.Sprintf("%s: serving %s from %s", s.name, describeServerCert(c.leaf), c.ck.CertFile.Path))
+		s.log.Info(fmt.Sprintf("%s: serving %s from %s; %s", s.name, describeServerCert(c.leaf), c.ck.CertFile.Path,
+			describeChain(c, st.cas)))
 	}
 	return s, nil
 }
@@ -531,6 +532,9 @@ func (s *Server) load(sp *spec, prev *state, strict bool) (*state, []error) {
 	}
 	if len(st.certs) == 0 {
 		return nil, []error{fmt.Errorf("%s: %s has no usable certificate", sp.l.Pos, sp.l)}
+	}
+	for i, it := range st.certs {
+		st.certs[i] = completeChain(it, st.cas)
 	}
 	s.buildConfigs(st)
 	return st, nil

@@ -6,7 +6,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -19,20 +18,24 @@ import (
 // mamori's own client and mosquitto_sub verify with that CA and no
 // --insecure (issue 7). A second start reuses the same CA.
 func TestNoConfigServesVerifiedTLS(t *testing.T) {
-	if ln, err := net.Listen("tcp", "127.0.0.1:8883"); err != nil {
-		t.Fatalf("port 8883 is taken, so the no-configuration TLS listener cannot start: %v", err)
-	} else {
-		ln.Close()
+	// The no-argument start is the only one with the built-in TLS
+	// listener (-p PORT means exactly that port, as in Mosquitto), so this
+	// test needs Mosquitto's fixed ports 1883 and 8883.
+	for _, port := range []string{"1883", "8883"} {
+		if ln, err := net.Listen("tcp", "127.0.0.1:"+port); err != nil {
+			t.Fatalf("port %s is taken, so the no-configuration broker cannot start: %v", port, err)
+		} else {
+			ln.Close()
+		}
 	}
 	data := t.TempDir()
 	start := func() (*brokertest.Proc, string) {
-		port := freePort(t)
-		p := brokertest.Start(t, "mamori broker (no -c)", []string{mamoriBin, "broker", "-p", strconv.Itoa(port)},
+		p := brokertest.Start(t, "mamori broker (no arguments)", []string{mamoriBin, "broker"},
 			brokertest.Env(brokertest.BrokerEnv(data)...), brokertest.Gentle(), brokertest.Lifetime(0))
-		if !waitListening(t, p, port) {
-			t.Fatalf("broker could not bind port %d", port)
+		if !waitListening(t, p, 1883) {
+			t.Fatal("broker could not bind port 1883")
 		}
-		return p, strconv.Itoa(port)
+		return p, "1883"
 	}
 	p, plain := start()
 	caLine := regexp.MustCompile(`^Created the local CA for TLS on 127\.0\.0\.1:8883: (\S+)$`)

@@ -103,14 +103,22 @@ func Run(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 }
 
 // applyPorts mirrors mosquitto's -p: the default listener moves to the
-// port given; more -p flags add listeners.
+// port given; more -p flags add listeners. -p means exactly those ports:
+// the built-in TLS listener of the no-argument start is dropped, so two
+// brokers started with different -p ports do not both claim 8883.
 func applyPorts(cfg *config.Config, ports []int) {
 	var def []*config.Listener
+	kept := cfg.Listeners[:0]
 	for _, l := range cfg.Listeners {
-		if l.Default && !l.AutoCert {
+		if l.AutoCert {
+			continue
+		}
+		kept = append(kept, l)
+		if l.Default {
 			def = append(def, l)
 		}
 	}
+	cfg.Listeners = kept
 	var base *config.Listener
 	if len(def) > 0 {
 		base = def[0]
@@ -338,9 +346,21 @@ func writeHeapProfile() {
 func (s *server) openListeners(auths authSet) error {
 	for i, l := range s.cfg.Listeners {
 		r := &running{cfg: l, bl: newBrokerListener(l)}
+		if s.cfg.PerListenerSettings {
+			sec := s.cfg.SecurityFor(l)
+			allow, prefix := sec.AllowZeroLengthClientID, sec.AutoIDPrefix
+			r.bl.AllowZeroLengthClientID, r.bl.AutoIDPrefix = &allow, &prefix
+		}
 		r.bl.SetAuth(auths.listener(i))
 		s.listeners = append(s.listeners, r)
 		lns, err := listener.Open(l)
+		if err != nil && l.AutoCert && errors.Is(err, syscall.EADDRINUSE) {
+			// The built-in TLS listener is a convenience of the
+			// no-argument start: another broker on 8883 must not stop
+			// this one from serving plain MQTT on 1883.
+			s.log.Warn(fmt.Sprintf("Warning: not serving TLS on %s: %v", l.Addr(), err))
+			continue
+		}
 		if err != nil {
 			return fmt.Errorf("cannot listen on %s (%s): %w", l.Addr(), l, err)
 		}
@@ -513,6 +533,7 @@ func (s *server) buildAuth(cfg *config.Config) (authSet, error) {
 			return authSet{}, err
 		}
 		set.global = a
+		s.logSkipped(a)
 		return set, nil
 	}
 	// With per_listener_settings every listener has its own; the broker-
@@ -525,8 +546,19 @@ func (s *server) buildAuth(cfg *config.Config) (authSet, error) {
 			return authSet{}, fmt.Errorf("%s: %w", l, err)
 		}
 		set.perListener[i] = a
+		s.logSkipped(a)
 	}
 	return set, nil
+}
+
+// logSkipped reports the password file lines that could not be used.
+func (s *server) logSkipped(a *fileAuth) {
+	if a.pw == nil || s.log == nil {
+		return
+	}
+	for _, err := range a.pw.Skipped() {
+		s.log.Warn(fmt.Sprintf("Warning: password_file %v; this user cannot log in", err))
+	}
 }
 
 // netName is the socket kind in Mosquitto's "Opening ipv4 listen socket"
@@ -585,6 +617,9 @@ func brokerOptions(cfg *config.Config, log *slog.Logger) broker.Options {
 	o.QueueQoS0Messages = cfg.QueueQoS0Messages
 	o.SysInterval = cfg.SysInterval
 	o.ConnectionMessages = cfg.Log.ConnectionMessages
+	o.ReasonStrings = cfg.ReasonStrings
+	o.CheckRetainSource = cfg.CheckRetainSource
+	o.UpgradeOutgoingQoS = cfg.UpgradeOutgoingQoS
 	// max_qos and max_topic_alias are listener options; each
 	// broker.Listener carries its own (newBrokerListener).
 	return o
