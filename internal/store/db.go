@@ -85,6 +85,7 @@ type DB struct {
 	unsynced  atomic.Int64 // Lazy commits applied since the last sync
 	syncs     atomic.Int64 // synced commits applied: a cheap activity counter
 	applierID atomic.Uint64
+	autosaved atomic.Int64 // autosave syncs completed, for tests
 
 	closeMu sync.Mutex
 	closed  bool
@@ -384,7 +385,11 @@ func (d *DB) autosave(every time.Duration) {
 			return
 		case <-t.C:
 			if d.unsynced.Load() > 0 && d.Err() == nil {
-				d.Flush(nil)
+				d.Flush(func(err error) {
+					if err == nil {
+						d.autosaved.Add(1)
+					}
+				})
 			}
 		}
 	}

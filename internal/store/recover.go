@@ -30,10 +30,10 @@ type Recovery struct {
 // RecoveryStats counts what Recover found, for the start-up log line.
 type RecoveryStats struct {
 	Sessions, Subscriptions, Entries, Inflight, Incoming, Retained int
-	Bodies       int // distinct bodies referred to
-	OrphanBodies int // bodies no entry referred to, deleted
-	MaxSeq       uint64
-	Duration     time.Duration
+	Bodies                                                         int // distinct bodies referred to
+	OrphanBodies                                                   int // bodies no entry referred to, deleted
+	MaxSeq                                                         uint64
+	Duration                                                       time.Duration
 }
 
 // Recover streams the store's contents to r and rebuilds the bodies'

@@ -32,11 +32,10 @@ type Subscription struct {
 type Session struct {
 	ClientID       string
 	Version        byte
-	ExpiryInterval uint32 // seconds; 0xFFFFFFFF never expires
+	ExpiryInterval uint32    // seconds; 0xFFFFFFFF never expires
 	Disconnected   time.Time // zero while connected
 	// Username is the name the client authenticated with, kept so that a
 	// restored session is authorized as its owner (Mosquitto keeps it too).
 	Username      string
 	Subscriptions []Subscription
 }
-
