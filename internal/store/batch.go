@@ -77,6 +77,14 @@ func (d *DB) NewBatch() *Batch {
 	return &Batch{d: d, pb: d.pdb.NewBatch()}
 }
 
+// Len returns the batch's encoded size in bytes, to split large imports.
+func (b *Batch) Len() int {
+	if b == nil {
+		return 0
+	}
+	return b.pb.Len()
+}
+
 // Empty reports whether the batch holds no writes.
 func (b *Batch) Empty() bool { return b == nil || b.pb.Empty() }
 

@@ -262,3 +262,23 @@ func (d *DB) dropOrphans(refs map[BodyID]int32) (int, error) {
 }
 
 func beUint64(b []byte) uint64 { return binary.BigEndian.Uint64(b) }
+
+// MaxSeq returns the highest queue entry Seq in the store. It reads every
+// queue key, so it is meant for the one-time import at first start; the
+// broker learns the maximum from Recover.
+func (d *DB) MaxSeq() (uint64, error) {
+	if d == nil {
+		return 0, nil
+	}
+	it, err := d.pdb.NewIter(&pebble.IterOptions{LowerBound: []byte{pQueue}, UpperBound: []byte{pQueue + 1}})
+	if err != nil {
+		return 0, err
+	}
+	var m uint64
+	for ok := it.First(); ok; ok = it.Next() {
+		if k := it.Key(); len(k) >= 9 {
+			m = max(m, beUint64(k[len(k)-8:]))
+		}
+	}
+	return m, it.Close()
+}
