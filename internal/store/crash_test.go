@@ -304,3 +304,15 @@ func flush(t *testing.T, d *DB) {
 		t.Fatal("flush never called back")
 	}
 }
+
+// TestFlush: Flush makes the Lazy commits before it durable.
+func TestFlush(t *testing.T) {
+	fs := vfs.NewCrashableMem()
+	d := openFS(t, fs, Options{})
+	defer d.Close()
+	b := d.NewBatch()
+	b.SetRetained(&Message{Topic: "lazy"})
+	commit(t, d, b, Lazy)
+	flush(t, d)
+	assertRetained(t, fs, "lazy")
+}
