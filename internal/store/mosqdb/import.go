@@ -40,7 +40,7 @@ const maxBatch = 4 << 20
 // the file does not exist or an import is recorded, and it never writes to
 // the file. Every batch is committed Sync; the marker goes with the last
 // one, so an interrupted import is done again (from scratch, overwriting
-// the same keys; entries get new Seqs) at the next start. It must run
+// the same keys and replacing the sessions) at the next start. It must run
 // before the broker starts committing and before Recover.
 func Import(d *store.DB, path string, now time.Time) (ImportStats, error) {
 	var st ImportStats
@@ -59,6 +59,19 @@ func Import(d *store.DB, path string, now time.Time) (ImportStats, error) {
 	}
 	if err != nil {
 		return st, fmt.Errorf("import: %w", err)
+	}
+	return importFile(d, f, path, now, true)
+}
+
+// importFile imports f; mark false leaves the marker out, as an import
+// interrupted before its last batch would (for tests).
+func importFile(d *store.DB, f *File, path string, now time.Time, mark bool) (ImportStats, error) {
+	var st ImportStats
+	// Count the references of what is in the store already (a previous,
+	// interrupted import): sessions are replaced below, which releases
+	// their bodies.
+	if _, err := d.Recover(store.Recovery{}); err != nil {
+		return st, fmt.Errorf("import %s: %w", path, err)
 	}
 	seq, err := d.MaxSeq()
 	if err != nil {
@@ -90,7 +103,9 @@ func Import(d *store.DB, path string, now time.Time) (ImportStats, error) {
 			return st, fmt.Errorf("import %s: %w", path, err)
 		}
 	}
-	im.b.SetMeta(ImportMarker, fmt.Appendf(nil, "%s at %s", path, now.UTC().Format(time.RFC3339)))
+	if mark {
+		im.b.SetMeta(ImportMarker, fmt.Appendf(nil, "%s at %s", path, now.UTC().Format(time.RFC3339)))
+	}
 	if err := im.commit(); err != nil {
 		return st, fmt.Errorf("import %s: %w", path, err)
 	}
@@ -140,6 +155,7 @@ func (im *importer) session(s *Session) {
 			NoLocal: sub.Options&0x04 != 0, RetainAsPublished: sub.Options&0x08 != 0,
 			RetainHandling: (sub.Options >> 4) & 3, SubscriptionID: sub.Identifier})
 	}
+	im.b.DeleteSession(s.ClientID) // what an interrupted import left
 	im.b.PutSession(rec)
 	im.st.Sessions++
 	im.st.Subscriptions += len(rec.Subscriptions)

@@ -262,6 +262,21 @@ func TestImport(t *testing.T) {
 		t.Fatalf("recovery stats: %+v", rs)
 	}
 
+	// An import interrupted before its marker is done again, replacing
+	// what it had written: no duplicate entries, no orphan bodies.
+	d3 := openStore(t)
+	if _, err := importFile(d3, f, path, now, false); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := Import(d3, path, now); err != nil || !st.Done || st.Messages != 5 {
+		t.Fatalf("import after an interrupted one: %+v %v", st, err)
+	}
+	n := 0
+	rs, err = d3.Recover(store.Recovery{Entry: func(*store.Entry) error { n++; return nil }})
+	if err != nil || n != 5 || rs.Bodies != 3 || rs.OrphanBodies != 0 {
+		t.Fatalf("after a repeated import: %d entries, %+v, %v", n, rs, err)
+	}
+
 	// A day later sess5 has expired and is not imported.
 	d2 := openStore(t)
 	st, err = Import(d2, path, now.Add(24*time.Hour))
