@@ -2,6 +2,7 @@ package store
 
 import (
 	"fmt"
+	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -67,6 +68,10 @@ type Batch struct {
 	err     error
 	synced  bool
 	applied bool
+
+	finished   atomic.Bool
+	tracked    bool // in the DB's outstanding list (under DB.outMu)
+	prev, next *Batch
 }
 
 // NewBatch returns an empty batch; nil on the memory-only store.
@@ -88,7 +93,15 @@ func (b *Batch) Len() int {
 // Empty reports whether the batch holds no writes.
 func (b *Batch) Empty() bool { return b == nil || b.pb.Empty() }
 
+// finish calls the batch back, once: after a failure both the completer's
+// sweep and a late return from Pebble may try.
 func (b *Batch) finish(err error) {
+	if !b.finished.CompareAndSwap(false, true) {
+		return
+	}
+	if b.d != nil {
+		b.d.untrack(b)
+	}
 	if b.done != nil {
 		b.done(err)
 	}

@@ -87,10 +87,23 @@ type DB struct {
 	applierID atomic.Uint64
 	autosaved atomic.Int64 // autosave syncs completed, for tests
 
-	closeMu sync.Mutex
-	closed  bool
-	quit    chan struct{}
-	wg      sync.WaitGroup
+	// outstanding lists the batches committed and not yet called back, in
+	// commit order, so that a failure can call them all back even when
+	// Pebble has wedged the applier.
+	outMu   sync.Mutex
+	outHead *Batch
+	outTail *Batch
+	// failAll, pushed on the completion queue when the store fails, makes
+	// the completer call back every outstanding batch with the error.
+	failAll  *Batch
+	failedCh chan struct{} // closed on failure
+
+	closeMu       sync.Mutex
+	closed        bool
+	quit          chan struct{}
+	applierDone   chan struct{}
+	completerDone chan struct{}
+	autosaveDone  chan struct{}
 }
 
 // queue is an unbounded FIFO of batches with a wake-up channel: Commit must
@@ -126,7 +139,9 @@ func (q *queue) take(spare []*Batch) []*Batch {
 
 // Open opens (creating it if needed) the store in directory dir.
 func Open(dir string, o Options) (*DB, error) {
-	d := &DB{log: o.Logger, opts: o, refs: make(map[BodyID]int32), quit: make(chan struct{})}
+	d := &DB{log: o.Logger, opts: o, refs: make(map[BodyID]int32), quit: make(chan struct{}),
+		failAll: &Batch{}, failedCh: make(chan struct{}), applierDone: make(chan struct{}),
+		completerDone: make(chan struct{}), autosaveDone: make(chan struct{})}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
 	}
@@ -134,6 +149,19 @@ func Open(dir string, o Options) (*DB, error) {
 		FS:                 o.FS,
 		Logger:             pebbleLogger{d},
 		FormatMajorVersion: pebble.FormatNewest,
+		EventListener: &pebble.EventListener{
+			// A failed memtable flush leaves the data in the WAL, but
+			// Pebble retries it forever and stalls writes once memtables
+			// pile up: the store fails instead, so committers hear of it.
+			FlushEnd: func(info pebble.FlushInfo) {
+				if info.Err != nil {
+					_ = d.fail(fmt.Errorf("flush: %w", info.Err))
+				}
+			},
+			BackgroundError: func(err error) {
+				d.log.Error("persistent store background error", "err", err)
+			},
+		},
 	}
 	pdb, err := pebble.Open(dir, po)
 	if err != nil {
@@ -148,12 +176,12 @@ func Open(dir string, o Options) (*DB, error) {
 	d.nextBody.Store(uint64(last))
 	d.applyQ.init()
 	d.completeQ.init()
-	d.wg.Add(2)
 	go d.applier()
 	go d.completer()
 	if o.SyncInterval > 0 {
-		d.wg.Add(1)
 		go d.autosave(o.SyncInterval)
+	} else {
+		close(d.autosaveDone)
 	}
 	return d, nil
 }
@@ -194,6 +222,8 @@ func (d *DB) fail(err error) error {
 	if d.failErr == nil {
 		d.failErr = fmt.Errorf("%w: %w", ErrFailed, err)
 		d.failed.Store(true)
+		close(d.failedCh)
+		d.completeQ.push(d.failAll)
 		d.log.Error("persistent store failed: acknowledged writes are refused until restart", "err", err)
 	}
 	return d.failErr
@@ -227,13 +257,20 @@ func (d *DB) Commit(b *Batch, dur Durability, done func(error)) {
 	}
 	b.dur, b.done = dur, done
 	d.closeMu.Lock()
+	defer d.closeMu.Unlock()
 	if d.closed {
-		d.closeMu.Unlock()
 		b.finish(ErrClosed)
 		return
 	}
+	d.track(b)
+	if err := d.Err(); err != nil {
+		// Past a failure the applier may be wedged in Pebble: the
+		// completer answers.
+		b.err = err
+		d.completeQ.push(b)
+		return
+	}
 	d.applyQ.push(b)
-	d.closeMu.Unlock()
 }
 
 // Flush commits an empty synced batch: done runs once everything committed
@@ -255,7 +292,7 @@ func (d *DB) Flush(done func(error)) {
 // its commit mutex held) can wedge nothing but this goroutine, after the
 // store has been marked failed.
 func (d *DB) applier() {
-	defer d.wg.Done()
+	defer close(d.applierDone)
 	d.applierID.Store(goid())
 	var spare []*Batch
 	for {
@@ -333,20 +370,70 @@ func (d *DB) pebbleApply(pb *pebble.Batch, sync bool) (err error) {
 
 // completer waits for each batch's fsync in order and runs its callback.
 func (d *DB) completer() {
-	defer d.wg.Done()
+	defer close(d.completerDone)
 	var spare []*Batch
 	for {
 		<-d.completeQ.wake
 		items := d.completeQ.take(spare)
 		for i, b := range items {
-			if b == nil {
-				return // the applier's last word
+			switch b {
+			case nil:
+				return // the last word, from the applier or Close
+			case d.failAll:
+				err := d.Err()
+				for _, o := range d.outstanding() {
+					o.finish(err)
+				}
+			default:
+				d.complete(b)
 			}
-			d.complete(b)
 			items[i] = nil
 		}
 		spare = items
 	}
+}
+
+// track appends b to the outstanding list. Caller holds closeMu.
+func (d *DB) track(b *Batch) {
+	d.outMu.Lock()
+	b.prev = d.outTail
+	if d.outTail != nil {
+		d.outTail.next = b
+	} else {
+		d.outHead = b
+	}
+	d.outTail = b
+	b.tracked = true
+	d.outMu.Unlock()
+}
+
+func (d *DB) untrack(b *Batch) {
+	d.outMu.Lock()
+	if b.tracked {
+		if b.prev != nil {
+			b.prev.next = b.next
+		} else {
+			d.outHead = b.next
+		}
+		if b.next != nil {
+			b.next.prev = b.prev
+		} else {
+			d.outTail = b.prev
+		}
+		b.prev, b.next, b.tracked = nil, nil, false
+	}
+	d.outMu.Unlock()
+}
+
+// outstanding returns the batches not yet called back, in commit order.
+func (d *DB) outstanding() []*Batch {
+	d.outMu.Lock()
+	defer d.outMu.Unlock()
+	var bs []*Batch
+	for b := d.outHead; b != nil; b = b.next {
+		bs = append(bs, b)
+	}
+	return bs
 }
 
 func (d *DB) complete(b *Batch) {
@@ -376,7 +463,7 @@ func syncWait(pb *pebble.Batch) (err error) {
 
 // autosave syncs Lazy commits at least every interval.
 func (d *DB) autosave(every time.Duration) {
-	defer d.wg.Done()
+	defer close(d.autosaveDone)
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -397,6 +484,9 @@ func (d *DB) autosave(every time.Duration) {
 
 // Close applies and syncs what was committed, runs the outstanding
 // callbacks and closes the store. Commits after Close fail with ErrClosed.
+// On a failed store it returns the failure and leaves Pebble as it is
+// (a goroutine wedged in it cannot be stopped; the process should
+// restart).
 func (d *DB) Close() error {
 	if d == nil {
 		return nil
@@ -416,7 +506,16 @@ func (d *DB) Close() error {
 	d.closed = true
 	d.closeMu.Unlock()
 	close(d.quit)
-	d.wg.Wait()
+	<-d.autosaveDone
+	select {
+	case <-d.applierDone:
+		// The applier applied everything and told the completer to stop.
+	case <-d.failedCh:
+		// The applier may be wedged in Pebble for good; the failure has
+		// queued the call-back of everything outstanding: stop after it.
+		d.completeQ.push(nil)
+	}
+	<-d.completerDone
 	if err := d.Err(); err != nil {
 		// Pebble's commit pipeline may be wedged after a WAL error; closing
 		// it could block or panic. The process is expected to restart.

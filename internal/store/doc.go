@@ -22,9 +22,15 @@
 // NoSync for anything acknowledged: unsynced log bytes sit in the process
 // and are lost on kill -9.
 //
-// A write error fails the store for good (ErrFailed): every later commit
-// reports it, so the broker answers with a failure reason code instead of
-// acknowledging, and the process keeps running.
+// A write error fails the store for good (ErrFailed): a WAL write or sync
+// error, a failed memtable flush (Pebble would retry it forever and stall
+// writes), a Pebble fatal error. Every outstanding and later commit is
+// called back with it — even when Pebble has wedged the applier — so the
+// broker answers with a failure reason code instead of acknowledging, and
+// the process keeps running. One case is beyond the store: Pebble v2.1.7
+// ends the process (a fatal "unlock of unlocked mutex" in rotateWAL) when
+// creating or closing a WAL file fails while it rotates the memtable;
+// nothing acknowledged is lost then either, the broker restarts.
 //
 // A nil *DB is the memory-only store (persistence false): nothing is
 // built, nothing is written, callbacks run at once.
