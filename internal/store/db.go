@@ -246,7 +246,8 @@ func (d *DB) Syncs() int64 {
 // with nil or the error, once the batch is durable (Sync) or applied
 // (Lazy); calls come in commit order from one goroutine, so done must not
 // block — it hands the acknowledgement to the connection's writer. On the
-// memory-only store (nil *DB) done is called before Commit returns.
+// memory-only store (nil *DB), and with ErrClosed after Close, done is
+// called before Commit returns.
 // Commit never blocks on the disk; b must not be used afterwards.
 func (d *DB) Commit(b *Batch, dur Durability, done func(error)) {
 	if d == nil || b == nil {
