@@ -23,7 +23,8 @@ type Recovery struct {
 	// Entry is called for each queued or in-flight entry of the session
 	// last passed to Session, in Seq order. The body is read with
 	// DB.Body(e.Body) when the broker wants it: one body is shared by
-	// many entries, so the broker keeps one copy per BodyID.
+	// many entries, so the broker keeps one copy per BodyID. *e is
+	// reused for the next entry: copy what is kept.
 	Entry func(e *Entry) error
 }
 

@@ -305,6 +305,25 @@ func TestMemoryOnly(t *testing.T) {
 	}
 }
 
+// TestMemoryOnlyFree: the write path of the memory-only store allocates
+// nothing.
+func TestMemoryOnlyFree(t *testing.T) {
+	var d *DB
+	m := &Message{Topic: "t", Payload: []byte("p")}
+	e := &Entry{ClientID: "c", Seq: 1}
+	done := func(error) {}
+	if n := testing.AllocsPerRun(100, func() {
+		b := d.NewBatch()
+		e.Body = b.PutBody(m)
+		b.Enqueue(e)
+		b.SetRetained(m)
+		b.AddIncoming("c", 1)
+		d.Commit(b, Sync, done)
+	}); n != 0 {
+		t.Fatalf("%v allocations per publish", n)
+	}
+}
+
 func TestCommitAfterClose(t *testing.T) {
 	d := openFS(t, vfs.NewMem(), Options{})
 	b := d.NewBatch()
