@@ -212,7 +212,10 @@ func TestIOErrorConcurrent(t *testing.T) {
 	defer d.Close()
 	const n = 32
 	var wg sync.WaitGroup
-	results := make(chan error, n*20)
+	// Callbacks in the order they ran: once one reported the failure, no
+	// later one may report success.
+	var mu sync.Mutex
+	var order []error
 	for w := range n {
 		wg.Add(1)
 		go func() {
@@ -223,19 +226,27 @@ func TestIOErrorConcurrent(t *testing.T) {
 				}
 				b := d.NewBatch()
 				b.SetRetained(&Message{Topic: fmt.Sprint(w, "/", i)})
-				results <- commitErr(d, b, Sync)
+				ch := make(chan struct{})
+				d.Commit(b, Sync, func(err error) {
+					mu.Lock()
+					order = append(order, err)
+					mu.Unlock()
+					close(ch)
+				})
+				<-ch
 			}
 		}()
 	}
 	wg.Wait()
-	close(results)
 	failed := 0
-	for err := range results {
+	for _, err := range order {
 		if err != nil {
 			if !errors.Is(err, ErrFailed) {
 				t.Fatalf("unexpected error: %v", err)
 			}
 			failed++
+		} else if failed > 0 {
+			t.Fatal("a commit reported success after another reported the failure")
 		}
 	}
 	if failed == 0 {
