@@ -167,6 +167,8 @@ func BenchmarkRecover(b *testing.B) {
 			b.Fatalf("recovered %+v", st)
 		}
 		b.ReportMetric(float64(st.Entries), "entries")
-		d.Close()
+		if err := d.Close(); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

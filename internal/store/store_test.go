@@ -396,3 +396,30 @@ func TestDecodeCorrupt(t *testing.T) {
 		t.Fatal("unknown value format accepted")
 	}
 }
+
+// TestEmptyFlushIsNoFailure: a WAL holding no keys (only the sync records
+// of Flush) flushes to no table when reopened, which Pebble reports as a
+// flush "error" that is not one.
+func TestEmptyFlushIsNoFailure(t *testing.T) {
+	fs := vfs.NewMem()
+	d := openFS(t, fs, Options{})
+	for range 3 {
+		ch := make(chan error, 1)
+		d.Flush(func(err error) { ch <- err })
+		if err := <-ch; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	d = openFS(t, fs, Options{})
+	b := d.NewBatch()
+	b.SetRetained(&Message{Topic: "t"})
+	if err := commitErr(d, b, Sync); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
