@@ -47,3 +47,22 @@ func TestBackgroundIOError(t *testing.T) {
 		t.Fatalf("Close: %v", err)
 	}
 }
+
+// TestOpenIOError: a store that cannot write its manifest does not open,
+// and says why.
+func TestOpenIOError(t *testing.T) {
+	inj := errorfs.InjectorFunc(func(op errorfs.Op) error {
+		if strings.Contains(op.Path, "MANIFEST") && op.Kind.ReadOrWrite() == errorfs.OpIsWrite {
+			return errors.New("injected I/O error")
+		}
+		return nil
+	})
+	d, err := Open("db", Options{FS: errorfs.Wrap(vfs.NewMem(), inj)})
+	if err == nil {
+		d.Close()
+		t.Fatal("opened a store whose manifest cannot be written")
+	}
+	if !strings.Contains(err.Error(), "injected") {
+		t.Fatalf("error does not say why: %v", err)
+	}
+}

@@ -85,7 +85,8 @@ type DB struct {
 	unsynced  atomic.Int64 // Lazy commits applied since the last sync
 	syncs     atomic.Int64 // synced commits applied: a cheap activity counter
 	applierID atomic.Uint64
-	autosaved atomic.Int64 // autosave syncs completed, for tests
+	openerID  atomic.Uint64 // the goroutine in pebble.Open, while it runs
+	autosaved atomic.Int64  // autosave syncs completed, for tests
 
 	// outstanding lists the batches committed and not yet called back, in
 	// commit order, so that a failure can call them all back even when
@@ -167,7 +168,7 @@ func Open(dir string, o Options) (*DB, error) {
 			},
 		},
 	}
-	pdb, err := pebble.Open(dir, po)
+	pdb, err := d.openPebble(dir, po)
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", dir, err)
 	}
@@ -188,6 +189,23 @@ func Open(dir string, o Options) (*DB, error) {
 		close(d.autosaveDone)
 	}
 	return d, nil
+}
+
+// openPebble opens Pebble, turning a Fatalf during the open (a manifest
+// that cannot be written) into an error instead of a hang.
+func (d *DB) openPebble(dir string, po *pebble.Options) (pdb *pebble.DB, err error) {
+	d.openerID.Store(goid())
+	defer d.openerID.Store(0)
+	defer func() {
+		if r := recover(); r != nil {
+			f, ok := r.(fatalPanic)
+			if !ok {
+				panic(r)
+			}
+			pdb, err = nil, errors.New(f.msg)
+		}
+	}()
+	return pebble.Open(dir, po)
 }
 
 // lastBody returns the highest body id in the store, so that new ids never
@@ -539,9 +557,10 @@ func (d *DB) closePebble() (err error) {
 }
 
 // pebbleLogger sends Pebble's messages to the store's logger. Fatalf must
-// not end the process: on the applier goroutine it panics (recovered by
-// pebbleApply), elsewhere it marks the store failed and parks the calling
-// background goroutine for good, which is all that can be done safely.
+// not end the process: on the applier goroutine and in Open it panics
+// (recovered by pebbleApply and openPebble); elsewhere it marks the store
+// failed and parks the calling background goroutine for good, which is
+// all that can be done safely.
 type pebbleLogger struct{ d *DB }
 
 func (l pebbleLogger) Infof(format string, args ...any) {
@@ -555,7 +574,7 @@ func (l pebbleLogger) Errorf(format string, args ...any) {
 func (l pebbleLogger) Fatalf(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
 	_ = l.d.fail(errors.New(msg))
-	if goid() == l.d.applierID.Load() {
+	if id := goid(); id == l.d.applierID.Load() || id == l.d.openerID.Load() {
 		panic(fatalPanic{msg})
 	}
 	select {}
