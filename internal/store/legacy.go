@@ -1,47 +1,11 @@
-// Package store defines what the broker persists — retained messages and
-// persistent sessions with their subscriptions and queued messages — as an
-// interface, so that an embedded store plugs into the broker without changes
-// to it. Nop keeps everything in the broker's memory only.
 package store
 
-import "time"
+// This file holds the synchronous per-call interface the broker uses today.
+// It stays until the broker is wired to DB (the batch write path); new code
+// uses DB and Batch.
 
-// Message is a stored application message.
-type Message struct {
-	Topic   string
-	Payload []byte
-	QoS     byte
-	Retain  bool
-	// Props is the MQTT 5 property block as encoded on the wire (the
-	// forwardable properties only), so the store need not know their layout.
-	Props  []byte
-	Expiry time.Time // zero: never expires
-	From   string
-	// SubscriptionID is the identifier of the subscription a queued message
-	// was matched by (MQTT 5), for the receiver.
-	SubscriptionID uint32
-}
-
-// Subscription is one stored subscription of a session.
-type Subscription struct {
-	Filter            string
-	QoS               byte
-	NoLocal           bool
-	RetainAsPublished bool
-	RetainHandling    byte
-	SubscriptionID    uint32
-}
-
-// Session is a persistent session's durable state.
-type Session struct {
-	ClientID       string
-	Version        byte
-	ExpiryInterval uint32 // seconds; 0xFFFFFFFF never expires
-	Disconnected   time.Time
-	Subscriptions  []Subscription
-}
-
-// Store is implemented by a persistence backend. Every method must be safe
+// Store is the broker's current, synchronous persistence interface; DB
+// replaces it. It is implemented by a persistence backend. Every method must be safe
 // for concurrent use; the broker calls them on state changes and reads
 // everything back once at start with the Load methods.
 type Store interface {
