@@ -454,5 +454,4 @@ func (c *Conn) helloRetry(ch *clientHello, su *suite, group CurveID) (*clientHel
 	return ch2, nil
 }
 
-
 func quote(s string) string { return fmt.Sprintf("%q", s) }
