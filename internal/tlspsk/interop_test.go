@@ -195,3 +195,32 @@ func TestOpenSSLServer(t *testing.T) {
 		})
 	}
 }
+
+// TestGnuTLSClient connects gnutls-cli with a PSK: TLS 1.3, and TLS 1.2
+// with plain PSK. (Debian's gnutls-cli 3.7.9 crashes after any TLS 1.2
+// ECDHE-PSK handshake, openssl s_server's included, so that case is
+// covered by OpenSSL alone.)
+func TestGnuTLSClient(t *testing.T) {
+	brokertest.RequireTools(t, "gnutls-cli")
+	tests := []struct {
+		name     string
+		priority string
+		want     string
+	}{
+		{"tls13", "NORMAL:+ECDHE-PSK:+PSK", "304 TLS_AES_128_GCM_SHA256"},
+		{"tls13 chacha", "NORMAL:-CIPHER-ALL:+CHACHA20-POLY1305:+ECDHE-PSK:+PSK", "304 TLS_CHACHA20_POLY1305_SHA256"},
+		{"tls12 psk", "NORMAL:-VERS-ALL:+VERS-TLS1.2:-KX-ALL:+PSK", "303 PSK-AES128-GCM-SHA256"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			port, results := greetServer(t, serverConfig())
+			argv := []string{"gnutls-cli", "--pskusername", interopID, "--pskkey", interopKeyHex,
+				"--priority", tc.priority, "-p", strconv.Itoa(port), "127.0.0.1"}
+			p := brokertest.Start(t, "gnutls-cli", argv, brokertest.Lifetime(30*time.Second))
+			if err := awaitResult(t, results); err != nil {
+				t.Fatalf("server: %v", err)
+			}
+			p.WaitLine("hello " + interopID + " over " + tc.want)
+		})
+	}
+}
