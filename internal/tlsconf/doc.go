@@ -26,6 +26,6 @@
 //     address, the SNI and the reason in words, and counts it by reason
 //     ([Stats]).
 //
-// Go's crypto/tls has no TLS-PSK, so a listener with psk_hint is refused
-// with an error that says so; it never falls back to something weaker.
+// Go's crypto/tls has no TLS-PSK: a listener with psk_hint is served by
+// [PSKServer] on mamori's own package tlspsk instead ([New] refuses it).
 package tlsconf

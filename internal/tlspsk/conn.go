@@ -614,3 +614,6 @@ func (c *Conn) ConnectionState() tls.ConnectionState {
 	return tls.ConnectionState{Version: st.Version, HandshakeComplete: c.hsDone.Load(),
 		CipherSuite: st.CipherSuite, NegotiatedProtocol: st.NegotiatedProtocol, ServerName: st.ServerName}
 }
+
+// CipherName is the OpenSSL name of the negotiated suite, for logs.
+func (c *Conn) CipherName() string { return CipherSuiteName(c.State().CipherSuite) }

@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -116,4 +118,156 @@ func TestPSKClientOpenSSLServer(t *testing.T) {
 			srv.WaitLine("MQTT")
 		})
 	}
+}
+
+// pskBroker starts mamori with a TLS-PSK listener: psk_file holds
+// pskID's key, use_identity_as_username makes the identity the user name
+// the ACL's pattern uses, and nobody may connect without it.
+func pskBroker(t *testing.T, extra string) (*brokertest.Broker, string) {
+	t.Helper()
+	dir := t.TempDir()
+	pskFile := filepath.Join(dir, "psk")
+	if err := os.WriteFile(pskFile, []byte("# devices\n"+pskID+":"+pskKey+"\nother:0a0b0c\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	acl := filepath.Join(dir, "acl")
+	if err := os.WriteFile(acl, []byte("pattern readwrite devices/%u/#\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b := startBroker(t, dir, func(port int) string {
+		return tlsListener(port, "psk_hint mamori-hint", "psk_file "+pskFile, "use_identity_as_username true",
+			"acl_file "+acl, "allow_anonymous false", extra)
+	})
+	return b, pskFile
+}
+
+// TestPSKBroker: mosquitto_sub/pub and mamori sub/pub with --psk against
+// mamori's TLS-PSK listener, TLS 1.3 and --tls-version tlsv1.2; the PSK
+// identity is the user name the ACL pattern expands.
+func TestPSKBroker(t *testing.T) {
+	b, _ := pskBroker(t, "")
+	for _, tc := range []struct{ name, sub, pub string }{
+		// stdbuf: mosquitto_sub's -d lines are awaited while it runs.
+		{"mosquitto tls13", "stdbuf -oL mosquitto_sub", "mosquitto_pub"},
+		{"mamori tls13", mamoriBin + " sub", mamoriBin + " pub"},
+		{"mosquitto tls12", "stdbuf -oL mosquitto_sub --tls-version tlsv1.2", "mosquitto_pub --tls-version tlsv1.2"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.sub[0] != '/' {
+				brokertest.RequireTools(t, "mosquitto_sub", "stdbuf")
+			}
+			topic := "devices/" + pskID + "/" + tc.name
+			common := []string{"-h", "127.0.0.1", "-p", b.PortString(), "--psk", pskKey, "--psk-identity", pskID, "-t", topic}
+			opts := tls12Only(t, strings.HasSuffix(tc.name, "tls12"))
+			sub := brokertest.Start(t, "sub", append(append(fieldsOf(tc.sub), "-d", "-C", "1"), common...), opts...)
+			sub.WaitLine("SUBACK")
+			pub := brokertest.Start(t, "pub", append(append(fieldsOf(tc.pub), "-m", "psk-"+tc.name), common...), opts...)
+			if err := pub.Wait(); err != nil {
+				t.Fatalf("pub: %v\n%s", err, pub.Output())
+			}
+			sub.WaitLine("psk-" + tc.name)
+			if err := sub.Wait(); err != nil {
+				t.Fatalf("sub: %v", err)
+			}
+		})
+	}
+	// The ACL applies to the identity: another device's topic is refused.
+	t.Run("acl", func(t *testing.T) {
+		p := start(t, mamoriBin, "sub", "-h", "127.0.0.1", "-p", b.PortString(), "--psk", pskKey, "--psk-identity", pskID,
+			"-t", "devices/other/x", "-d", "-C", "1", "-W", "10")
+		p.WaitLine("SUBACK")
+		p.WaitLine("Subscribed (mid: 1): 128")
+	})
+	// The tls12 clients' connect lines.
+	b.WaitLine(`tls="TLS 1.2" cipher="ECDHE-PSK-CHACHA20-POLY1305"`)
+}
+
+// TestPSKBrokerRefused: a wrong key and an unknown identity are refused
+// with the right alert; the broker logs the reason once per attempt.
+func TestPSKBrokerRefused(t *testing.T) {
+	brokertest.RequireTools(t, "mosquitto_pub")
+	b, _ := pskBroker(t, "")
+	for _, tc := range []struct{ name, key, id, tlsVersion, log string }{
+		{"wrong key tls13", "0badc0ffee", pskID, "tlsv1.3", `wrong PSK key: wrong key for PSK identity "` + pskID + `"`},
+		{"unknown identity tls13", pskKey, "intruder", "tlsv1.3", `unknown PSK identity: unknown PSK identity "intruder"`},
+		{"wrong key tls12", "0badc0ffee", pskID, "tlsv1.2", `wrong PSK key: wrong key for PSK identity "` + pskID + `"`},
+		{"unknown identity tls12", pskKey, "intruder12", "tlsv1.2", `unknown PSK identity: unknown PSK identity "intruder12"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := b.Count(tc.log)
+			p := brokertest.Start(t, "mosquitto_pub", []string{"mosquitto_pub", "-h", "127.0.0.1", "-p", b.PortString(), "--psk", tc.key, "--psk-identity", tc.id,
+				"-t", "x", "-m", "y"}, tls12Only(t, tc.tlsVersion == "tlsv1.2")...)
+			if p.Wait() == nil {
+				t.Fatal("mosquitto_pub succeeded")
+			}
+			b.WaitLines(tc.log, before+1)
+		})
+	}
+}
+
+// TestPSKBrokerReload: SIGHUP re-reads psk_file; the old key stops
+// working and the new one works, without a restart.
+func TestPSKBrokerReload(t *testing.T) {
+	b, pskFile := pskBroker(t, "")
+	pub := func(key string) error {
+		_, err := run(t, mamoriBin, "pub", "-h", "127.0.0.1", "-p", b.PortString(), "--psk", key, "--psk-identity", pskID,
+			"-t", "devices/"+pskID+"/r", "-m", "x")
+		return err
+	}
+	if err := pub(pskKey); err != nil {
+		t.Fatalf("before reload: %v", err)
+	}
+	const newKey = "c0ffee0123456789"
+	if err := os.WriteFile(pskFile, []byte(pskID+":"+newKey+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b.Signal(syscall.SIGHUP)
+	b.WaitLine("PSK files re-read")
+	if err := pub(pskKey); err == nil {
+		t.Fatal("the old key still works after the reload")
+	}
+	if err := pub(newKey); err != nil {
+		t.Fatalf("the new key: %v", err)
+	}
+}
+
+// TestPSKBrokerConfigErrors: certificates and PSK on one listener, and
+// psk_hint without psk_file, are configuration errors that say so.
+func TestPSKBrokerConfigErrors(t *testing.T) {
+	dir := t.TempDir()
+	pskFile := filepath.Join(dir, "psk")
+	if err := os.WriteFile(pskFile, []byte(pskID+":"+pskKey+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ name, lines, want string }{
+		{"certificates and psk", "certfile /nonexistent.crt\nkeyfile /nonexistent.key\npsk_hint h\npsk_file " + pskFile,
+			"has both certificates and psk_hint; one listener can use only one of them"},
+		{"no psk_file", "psk_hint h\nallow_anonymous true", "has no psk_file, so no client could connect"},
+		{"cipher not available", "psk_hint h\npsk_file " + pskFile + "\nciphers DHE-PSK-AES256-GCM-SHA384", `cipher "DHE-PSK-AES256-GCM-SHA384" is not available for TLS-PSK`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out := brokerFails(t, t.TempDir(), "listener 1883 127.0.0.1\n"+tc.lines+"\n")
+			if !strings.Contains(out, tc.want) {
+				t.Errorf("error does not say %q:\n%s", tc.want, out)
+			}
+		})
+	}
+}
+
+func fieldsOf(s string) []string { return strings.Fields(s) }
+
+// tls12Only returns the options that make OpenSSL-based clients
+// (mosquitto_pub/sub) stop at TLS 1.2 when on is set: their --tls-version
+// is a minimum, so an OpenSSL configuration sets the maximum instead.
+func tls12Only(t *testing.T, on bool) []brokertest.Option {
+	t.Helper()
+	if !on {
+		return nil
+	}
+	path := filepath.Join(t.TempDir(), "openssl-tls12.cnf")
+	conf := "openssl_conf = default_conf\n[default_conf]\nssl_conf = ssl_sect\n[ssl_sect]\nsystem_default = system_default_sect\n[system_default_sect]\nMaxProtocol = TLSv1.2\n"
+	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return []brokertest.Option{brokertest.Env("OPENSSL_CONF=" + path)}
 }

@@ -152,7 +152,8 @@ type running struct {
 	bl  *broker.Listener
 	lns []net.Listener
 	ws  *listener.WebSocket // nil unless protocol websockets
-	tls *tlsconf.Server     // nil unless the listener speaks TLS
+	tls *tlsconf.Server     // nil unless the listener speaks TLS with certificates
+	psk *tlsconf.PSKServer  // nil unless the listener speaks TLS-PSK (psk_hint)
 }
 
 func (s *server) run(status *daemonStatus) int {
@@ -320,7 +321,21 @@ func (s *server) openListeners(auths authSet) error {
 		}
 		r.lns = lns
 		var tc *tls.Config
-		if l.AutoCert || l.TLS.Enabled() {
+		if l.TLS.PSKHint != "" && !l.AutoCert {
+			// TLS-PSK: served by package tlspsk, not crypto/tls.
+			if l.Protocol == config.ProtocolWebSockets {
+				return fmt.Errorf("%s: psk_hint: %s is a WebSocket listener; TLS-PSK is available on MQTT listeners only", l.Pos, l)
+			}
+			srv, err := tlsconf.NewPSK(tlsconf.PSKOptions{Listener: l, Keys: auths.pskFile(i), Log: s.log})
+			if err != nil {
+				return fmt.Errorf("%s: %w", l, err)
+			}
+			r.psk = srv
+			r.bl.Identity = srv.Identity()
+			for j, ln := range r.lns {
+				r.lns[j] = srv.NewListener(ln)
+			}
+		} else if l.AutoCert || l.TLS.Enabled() {
 			srv, info, err := setupTLS(context.Background(), l, s.cfg, s.b, r.bl, s.log)
 			if err != nil {
 				return fmt.Errorf("%s: %w", l, err)
@@ -418,6 +433,9 @@ func (r *running) close() {
 	if r.tls != nil {
 		r.tls.Close()
 	}
+	if r.psk != nil {
+		r.psk.Close()
+	}
 }
 
 // authSet is the authentication in force: the broker-wide Auth and, with
@@ -435,6 +453,18 @@ func (a authSet) listener(i int) broker.Auth {
 		return nil
 	}
 	return a.perListener[i]
+}
+
+// pskFile is the psk_file that applies to listener i, or nil.
+func (a authSet) pskFile(i int) *auth.PSKFile {
+	fa := a.global
+	if a.perListener[i] != nil {
+		fa = a.perListener[i]
+	}
+	if fa == nil {
+		return nil
+	}
+	return fa.psk
 }
 
 // buildAuth loads the password, ACL and PSK files cfg names. Nothing is
