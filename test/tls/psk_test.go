@@ -217,12 +217,19 @@ func TestPSKBrokerReload(t *testing.T) {
 	if err := pub(pskKey); err != nil {
 		t.Fatalf("before reload: %v", err)
 	}
+	// "other" is connected and leaves psk_file: the reload disconnects it.
+	other := start(t, mamoriBin, "sub", "-h", "127.0.0.1", "-p", b.PortString(), "--psk", "0a0b0c", "--psk-identity", "other",
+		"-t", "devices/other/#", "-d")
+	other.WaitLine("SUBACK")
 	const newKey = "c0ffee0123456789"
 	if err := os.WriteFile(pskFile, []byte(pskID+":"+newKey+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	b.Signal(syscall.SIGHUP)
-	b.WaitLine("PSK files re-read")
+	b.WaitLine("PSK files re-read; 1 client(s) disconnected")
+	// It reconnects (as mosquitto_sub does) and is refused.
+	b.WaitLine(`unknown PSK identity "other" (not in psk_file)`)
+	other.Stop(false)
 	if err := pub(pskKey); err == nil {
 		t.Fatal("the old key still works after the reload")
 	}

@@ -476,6 +476,7 @@ func (s *server) buildAuth(cfg *config.Config) (authSet, error) {
 		if err != nil {
 			return authSet{}, err
 		}
+		a.pskIdentity = pskIdentityListeners(cfg, nil)
 		set.global = a
 		return set, nil
 	}
@@ -488,9 +489,22 @@ func (s *server) buildAuth(cfg *config.Config) (authSet, error) {
 		if err != nil {
 			return authSet{}, fmt.Errorf("%s: %w", l, err)
 		}
+		a.pskIdentity = pskIdentityListeners(cfg, l)
 		set.perListener[i] = a
 	}
 	return set, nil
+}
+
+// pskIdentityListeners names the listeners (only only, when not nil)
+// whose user name is the TLS-PSK identity.
+func pskIdentityListeners(cfg *config.Config, only *config.Listener) map[string]bool {
+	m := map[string]bool{}
+	for _, l := range cfg.Listeners {
+		if (only == nil || l == only) && l.TLS.PSKHint != "" && l.TLS.UseIdentityAsUsername {
+			m[listenerName(l)] = true
+		}
+	}
+	return m
 }
 
 // netName is the socket kind in Mosquitto's "Opening ipv4 listen socket"
