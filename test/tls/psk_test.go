@@ -2,6 +2,8 @@ package tls
 
 import (
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -186,7 +188,8 @@ func TestPSKBroker(t *testing.T) {
 // with the right alert; the broker logs the reason once per attempt.
 func TestPSKBrokerRefused(t *testing.T) {
 	brokertest.RequireTools(t, "mosquitto_pub")
-	b, _ := pskBroker(t, "")
+	metricsPort := brokertest.FreePort(t, "127.0.0.1")
+	b, _ := pskBroker(t, fmt.Sprintf("metrics_listener 127.0.0.1:%d", metricsPort))
 	for _, tc := range []struct{ name, key, id, tlsVersion, log string }{
 		{"wrong key tls13", "0badc0ffee", pskID, "tlsv1.3", `wrong PSK key: wrong key for PSK identity "` + pskID + `"`},
 		{"unknown identity tls13", pskKey, "intruder", "tlsv1.3", `unknown PSK identity: unknown PSK identity "intruder"`},
@@ -202,6 +205,21 @@ func TestPSKBrokerRefused(t *testing.T) {
 			}
 			b.WaitLines(tc.log, before+1)
 		})
+	}
+	// Counted by reason.
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`mamori_tls_handshake_failures_total{listener="` + b.PortString() + `",reason="unknown PSK identity"} 2`,
+		`mamori_tls_handshake_failures_total{listener="` + b.PortString() + `",reason="wrong PSK key"} 2`,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("metrics lack %s", want)
+		}
 	}
 }
 

@@ -233,6 +233,9 @@ func (s *server) run(status *daemonStatus) int {
 			if r.tls != nil {
 				reg.AddTLS(r.bl.Name, r.tls)
 			}
+			if r.psk != nil {
+				reg.AddTLSPSK(r.bl.Name, r.psk.Stats())
+			}
 		}
 		stopMetrics, err := serveMetrics(s.cfg.MetricsListener.Text, reg, log)
 		if err != nil {
