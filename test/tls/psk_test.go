@@ -173,6 +173,21 @@ func TestPSKBroker(t *testing.T) {
 			}
 		})
 	}
+	// --tls-keylog writes the NSS key log Wireshark reads.
+	t.Run("keylog", func(t *testing.T) {
+		keyLog := filepath.Join(t.TempDir(), "keys.log")
+		mustRun(t, mamoriBin, "pub", "-h", "127.0.0.1", "-p", b.PortString(), "--psk", pskKey, "--psk-identity", pskID,
+			"-t", "devices/"+pskID+"/k", "-m", "x", "--tls-keylog", keyLog)
+		data, err := os.ReadFile(keyLog)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, label := range []string{"CLIENT_HANDSHAKE_TRAFFIC_SECRET ", "SERVER_HANDSHAKE_TRAFFIC_SECRET ", "CLIENT_TRAFFIC_SECRET_0 ", "SERVER_TRAFFIC_SECRET_0 "} {
+			if !strings.Contains(string(data), label) {
+				t.Errorf("key log lacks %s:\n%s", label, data)
+			}
+		}
+	})
 	// The ACL applies to the identity: another device's topic is refused.
 	t.Run("acl", func(t *testing.T) {
 		p := start(t, mamoriBin, "sub", "-h", "127.0.0.1", "-p", b.PortString(), "--psk", pskKey, "--psk-identity", pskID,
