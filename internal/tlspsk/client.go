@@ -18,6 +18,7 @@ type clientState struct {
 	offered12 bool
 	su13      *suite // the SHA-256 suite the binder is computed for
 	key       []byte
+	retried   bool // after a HelloRetryRequest
 }
 
 // clientHandshake sends a ClientHello offering TLS 1.3 (external PSK,
@@ -55,6 +56,11 @@ func (c *Conn) clientHandshake() error {
 	}
 	if err := c.writeHandshake(ch); err != nil {
 		return err
+	}
+	if c.cfg.earlyData != nil && st.offered13 {
+		if err := c.sendEarlyData(st); err != nil {
+			return err
+		}
 	}
 	if err := c.flush(); err != nil {
 		return err
@@ -190,6 +196,9 @@ func (c *Conn) clientHello(st *clientState, cookie []byte) ([]byte, error) {
 	if cookie != nil {
 		b.extension(extCookie, func(b *builder) { b.vec16(cookie) })
 	}
+	if c.cfg.earlyData != nil && !st.retried {
+		b.extension(extEarlyData, nil)
+	}
 	b.extension(extPSKModes, func(b *builder) { b.vec8([]byte{pskDHEKE}) })
 	hashLen := st.su13.hashLen
 	b.extension(extPreSharedKey, func(b *builder) {
@@ -231,6 +240,7 @@ func (c *Conn) clientRetry(st *clientState, hrr *serverHello, ch1 []byte) (*serv
 		st.share = g
 	}
 	st.su13 = su
+	st.retried = true
 	h := su.hash()
 	h.Write(ch1)
 	c.tr = append(c.tr[:0], typeMessageHash, 0, 0, byte(su.hashLen))
@@ -482,4 +492,19 @@ func (c *Conn) clientTLS12(st *clientState, sh *serverHello) error {
 		return errorf(AlertDecryptError, "the server's Finished does not verify")
 	}
 	return nil
+}
+
+// sendEarlyData queues cfg.earlyData as 0-RTT records under the client
+// early traffic secret (tests only: mamori never sends early data).
+func (c *Conn) sendEarlyData(st *clientState) error {
+	sched := newSchedule(st.su13.hash, st.key)
+	secret := deriveSecret(st.su13.hash, sched.early, "c e traffic", c.transcriptHash(st.su13.hash))
+	sched.zero()
+	var early halfConn
+	if err := early.set13(st.su13, secret); err != nil {
+		return err
+	}
+	var err error
+	c.wbuf, err = early.seal(c.wbuf, recordApplicationData, c.cfg.earlyData)
+	return err
 }

@@ -68,6 +68,10 @@ type Config struct {
 	KeyLogWriter io.Writer
 	// Rand is the source of randomness (default crypto/rand).
 	Rand io.Reader
+
+	// earlyData, in tests only, makes a client offer 0-RTT and send these
+	// bytes as early data, to check that a server skips them.
+	earlyData []byte
 }
 
 func (c *Config) rand() io.Reader {

@@ -6,7 +6,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -223,4 +225,45 @@ func TestGnuTLSClient(t *testing.T) {
 			p.WaitLine("hello " + interopID + " over " + tc.want)
 		})
 	}
+}
+
+// TestOpenSSLKeyUpdate: s_client's "K" command sends a KeyUpdate that
+// requests ours; data keeps flowing both ways under the new keys.
+func TestOpenSSLKeyUpdate(t *testing.T) {
+	brokertest.RequireTools(t, "openssl")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	t.Cleanup(func() { ln.Close(); <-served })
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			served <- err
+			return
+		}
+		sc := tlspsk.Server(c, serverConfig())
+		_, err = io.Copy(sc, sc) // echo until the client leaves
+		sc.Close()
+		served <- err
+	}()
+	stdin, stdinW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stdin.Close(); stdinW.Close() })
+	p := brokertest.Start(t, "s_client", []string{"openssl", "s_client", "-connect", ln.Addr().String(), "-tls1_3",
+		"-psk", interopKeyHex, "-psk_identity", interopID}, brokertest.Stdin(stdin), brokertest.Lifetime(30*time.Second))
+	send := func(s string) {
+		if _, err := io.WriteString(stdinW, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send("before-update\n")
+	p.WaitLines("before-update", 1)
+	send("K\n") // KeyUpdate, update_requested
+	p.WaitLine("KEYUPDATE")
+	send("after-update\n")
+	p.WaitLines("after-update", 1)
 }

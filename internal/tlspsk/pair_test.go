@@ -167,3 +167,29 @@ func TestRefusals(t *testing.T) {
 		})
 	}
 }
+
+// TestEarlyDataSkipped: a client that sends 0-RTT data gets a normal
+// 1-RTT handshake; the server skips the data it cannot decrypt (RFC 8446
+// §4.2.10), also after a HelloRetryRequest, and never delivers it.
+func TestEarlyDataSkipped(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		curves []CurveID
+	}{{"1-RTT", nil}, {"after HelloRetryRequest", []CurveID{P256}}} {
+		t.Run(tc.name, func(t *testing.T) {
+			addr, results := echoServer(t, &Config{GetKey: keyLookup(map[string][]byte{"dev1": testKey}), CurvePreferences: tc.curves})
+			cc, err := dialPSK(t, addr, &Config{Identity: "dev1", Key: testKey, earlyData: bytes.Repeat([]byte("0-RTT!"), 1000)})
+			if err != nil {
+				t.Fatalf("client: %v (server: %v)", err, <-results)
+			}
+			if err := <-results; err != nil {
+				t.Fatalf("server: %v", err)
+			}
+			cc.Write([]byte("1-RTT"))
+			got := make([]byte, 5)
+			if _, err := io.ReadFull(cc, got); err != nil || string(got) != "1-RTT" {
+				t.Fatalf("echo %q, %v (early data must not be delivered)", got, err)
+			}
+		})
+	}
+}
