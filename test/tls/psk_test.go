@@ -110,14 +110,20 @@ func TestPSKClientOpenSSLServer(t *testing.T) {
 			srv := brokertest.Start(t, "s_server", append([]string{"openssl", "s_server", "-accept", "127.0.0.1:" + strconv.Itoa(port), "-nocert",
 				"-psk", pskKey, "-psk_identity", pskID, "-naccept", "1"}, tc.args...), brokertest.Stdin(stdin))
 			srv.WaitLine("ACCEPT")
-			pub := brokertest.Start(t, "mamori pub", []string{mamoriBin, "pub", "-h", "127.0.0.1", "-p", strconv.Itoa(port),
-				"--psk", pskKey, "--psk-identity", pskID, "-t", "x", "-m", "y"}, brokertest.Lifetime(30*time.Second))
+			brokertest.Start(t, "mamori pub", []string{mamoriBin, "pub", "-h", "127.0.0.1", "-p", strconv.Itoa(port),
+				"--psk", pskKey, "--psk-identity", pskID, "-t", "x", "-m", "y", "-u", "through-psk\n"}, brokertest.Lifetime(30*time.Second))
 			srv.WaitLine("CIPHER is " + tc.want)
-			// s_server prints the decrypted CONNECT without a newline; the
-			// line ends when the connection does. pub waits for a CONNACK
-			// that never comes: stop it.
-			pub.Stop(false)
-			srv.WaitLine("MQTT")
+			// s_server prints the decrypted CONNECT as it comes; the user
+			// name's newline ends the line. pub waits for a CONNACK that
+			// never comes and is stopped by the cleanup.
+			srv.WaitFor("the decrypted CONNECT", func() bool {
+				for _, l := range srv.Lines() {
+					if strings.Contains(l, "MQTT") && strings.Contains(l, "through-psk") {
+						return true
+					}
+				}
+				return false
+			})
 		})
 	}
 }
