@@ -34,14 +34,12 @@ type Conn struct {
 	serverName string
 
 	// Handshake-only state.
-	tr             []byte // transcript: every handshake message so far
-	allowCCS       bool   // TLS 1.3: ignore the compatibility ChangeCipherSpec
-	skipFailures   int    // TLS 1.3 server: bytes of undecryptable early data still to skip
-	skipAppData    int    // TLS 1.3 server after HelloRetryRequest: early data records to skip
-	clientRandom   []byte
-	keyLogSecrets  bool
-	emptyRecords   int
-	renegRequested bool
+	tr           []byte // transcript: every handshake message so far
+	allowCCS     bool   // TLS 1.3: ignore the compatibility ChangeCipherSpec
+	skipFailures int    // TLS 1.3 server: bytes of undecryptable early data still to skip
+	skipAppData  int    // TLS 1.3 server after HelloRetryRequest: early data records to skip
+	clientRandom []byte
+	emptyRecords int
 
 	inMu      sync.Mutex
 	in        halfConn

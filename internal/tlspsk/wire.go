@@ -57,10 +57,9 @@ func (r *reader) u32() uint32 {
 	return uint32(v[0])<<24 | uint32(v[1])<<16 | uint32(v[2])<<8 | uint32(v[3])
 }
 
-// vec8, vec16 and vec24 read a vector with a 1-, 2- or 3-byte length.
+// vec8 and vec16 read a vector with a 1- or 2-byte length.
 func (r *reader) vec8() []byte  { return r.bytes(int(r.u8())) }
 func (r *reader) vec16() []byte { return r.bytes(int(r.u16())) }
-func (r *reader) vec24() []byte { return r.bytes(r.u24()) }
 
 // builder appends TLS fields to a byte slice.
 type builder struct{ b []byte }
