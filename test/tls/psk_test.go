@@ -227,6 +227,18 @@ func TestPSKBrokerRefused(t *testing.T) {
 			b.WaitLines(tc.log, before+1)
 		})
 	}
+	// mamori's own client says what is wrong.
+	for _, tc := range []struct{ name, key, id, want string }{
+		{"mamori wrong key", "0badc0ffee", pskID, `has a different key for identity "` + pskID + `"`},
+		{"mamori unknown identity", pskKey, "stranger", `does not know the identity "stranger"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := run(t, mamoriBin, "pub", "-h", "127.0.0.1", "-p", b.PortString(), "--psk", tc.key, "--psk-identity", tc.id, "-t", "x", "-m", "y")
+			if err == nil || !strings.Contains(out, tc.want) {
+				t.Fatalf("pub (%v) does not say %q:\n%s", err, tc.want, out)
+			}
+		})
+	}
 	// Counted by reason.
 	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort))
 	if err != nil {
@@ -235,8 +247,8 @@ func TestPSKBrokerRefused(t *testing.T) {
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	for _, want := range []string{
-		`mamori_tls_handshake_failures_total{listener="` + b.PortString() + `",reason="unknown PSK identity"} 2`,
-		`mamori_tls_handshake_failures_total{listener="` + b.PortString() + `",reason="wrong PSK key"} 2`,
+		`mamori_tls_handshake_failures_total{listener="` + b.PortString() + `",reason="unknown PSK identity"} 3`,
+		`mamori_tls_handshake_failures_total{listener="` + b.PortString() + `",reason="wrong PSK key"} 3`,
 	} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("metrics lack %s", want)
