@@ -329,3 +329,29 @@ func tls12Only(t *testing.T, on bool) []brokertest.Option {
 	}
 	return []brokertest.Option{brokertest.Env("OPENSSL_CONF=" + path)}
 }
+
+// TestPSKBrokerFileChange: a psk_file replaced on disk (atomic rename, as
+// deployment tools write) is re-read without a signal.
+func TestPSKBrokerFileChange(t *testing.T) {
+	b, pskFile := pskBroker(t, "")
+	pub := func(key string) error {
+		_, err := run(t, mamoriBin, "pub", "-h", "127.0.0.1", "-p", b.PortString(), "--psk", key, "--psk-identity", pskID,
+			"-t", "devices/"+pskID+"/w", "-m", "x")
+		return err
+	}
+	const newKey = "feedfacefeedface"
+	tmp := pskFile + ".new"
+	if err := os.WriteFile(tmp, []byte(pskID+":"+newKey+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, pskFile); err != nil {
+		t.Fatal(err)
+	}
+	b.WaitLine("PSK files re-read")
+	if err := pub(newKey); err != nil {
+		t.Fatalf("the new key: %v", err)
+	}
+	if err := pub(pskKey); err == nil {
+		t.Fatal("the old key still works")
+	}
+}

@@ -267,6 +267,8 @@ func (s *server) run(status *daemonStatus) int {
 	defer stopPub()
 	waitPub := s.sink.publishTo(pubCtx, b.Publish)
 	s.serve()
+	stopWatch := watchPSKFiles(pskFiles(s.cfg), sigs, log)
+	defer stopWatch()
 	log.Info(fmt.Sprintf("mamori version %s running", Version))
 	if reg != nil {
 		reg.SetReady(true)
