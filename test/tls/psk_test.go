@@ -355,3 +355,34 @@ func TestPSKBrokerFileChange(t *testing.T) {
 		t.Fatal("the old key still works")
 	}
 }
+
+// TestPSKBrokerKeyLog: mamori broker --tls-keylog writes the same
+// secrets the client logs, so Wireshark can decrypt a capture.
+func TestPSKBrokerKeyLog(t *testing.T) {
+	dir := t.TempDir()
+	pskFile := filepath.Join(dir, "psk")
+	if err := os.WriteFile(pskFile, []byte(pskID+":"+pskKey+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	brokerLog := filepath.Join(dir, "broker-keys.log")
+	b := brokertest.StartBroker(t, brokertest.BrokerConfig{Bin: mamoriBin, Dir: dir, Args: []string{"-v", "--tls-keylog", brokerLog},
+		Conf: func(port int) string {
+			return tlsListener(port, "psk_hint h", "psk_file "+pskFile, "allow_anonymous true")
+		}})
+	b.WaitLine("--tls-keylog: the TLS secrets of every connection are written to")
+	clientLog := filepath.Join(dir, "client-keys.log")
+	mustRun(t, mamoriBin, "pub", "-h", "127.0.0.1", "-p", b.PortString(), "--psk", pskKey, "--psk-identity", pskID,
+		"-t", "k", "-m", "x", "--tls-keylog", clientLog)
+	want, err := os.ReadFile(clientLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.WaitFor("the broker's key log", func() bool {
+		got, _ := os.ReadFile(brokerLog)
+		return len(got) >= len(want)
+	})
+	got, _ := os.ReadFile(brokerLog)
+	if string(got) != string(want) || strings.Count(string(got), "\n") != 4 {
+		t.Fatalf("broker key log:\n%s\nclient key log:\n%s", got, want)
+	}
+}

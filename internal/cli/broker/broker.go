@@ -36,6 +36,10 @@ Usage: mamori broker [-c config_file] [-d] [-p port] [-v]
 
   -c, --config-file FILE  read the configuration from FILE (mosquitto.conf syntax)
   -d, --daemon            run in the background
+      --tls-keylog FILE   append the TLS-PSK listeners' secrets to FILE in the
+                          NSS key log format, to decrypt captures in
+                          Wireshark (debugging only: anyone with FILE can
+                          read the traffic)
   -p, --port PORT         listen on PORT (may be repeated); overrides the
                           default listener's port
   -v, --verbose           log everything (log_type all)
@@ -57,6 +61,7 @@ func Run(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	daemon := fs.BoolP("daemon", "d", false, "")
 	ports := fs.IntSliceP("port", "p", nil, "")
 	verbose := fs.BoolP("verbose", "v", false, "")
+	keyLog := fs.String("tls-keylog", "", "")
 	help := fs.Bool("help", false, "")
 	if err := fs.Parse(args); err != nil {
 		fmt.Fprintf(stderr, "Error: %v\n\n%s", err, usageText)
@@ -96,6 +101,14 @@ func Run(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	}
 	s := &server{cfgPath: *cfgFile, ports: *ports, verbose: *verbose, cfg: cfg, stdout: stdout, stderr: stderr,
 		ver: auth.NewVerifier(auth.DefaultVerifierEntries), thr: auth.NewThrottle()}
+	if *keyLog != "" {
+		kl, err := newKeyLogFile(*keyLog)
+		if err != nil {
+			fmt.Fprintf(stderr, "Error: --tls-keylog: %v\n", err)
+			return 1
+		}
+		s.keyLog = kl
+	}
 	return s.run(status)
 }
 
@@ -133,6 +146,7 @@ type server struct {
 	ports   []int
 	verbose bool
 	cfg     *config.Config
+	keyLog  *keyLogFile // --tls-keylog, or nil
 
 	stdout, stderr io.Writer
 	sink           *logSink
@@ -331,7 +345,12 @@ func (s *server) openListeners(auths authSet) error {
 			if l.Protocol == config.ProtocolWebSockets {
 				return fmt.Errorf("%s: psk_hint: %s is a WebSocket listener; TLS-PSK is available on MQTT listeners only", l.Pos, l)
 			}
-			srv, err := tlsconf.NewPSK(tlsconf.PSKOptions{Listener: l, Keys: auths.pskFile(i), Log: s.log})
+			o := tlsconf.PSKOptions{Listener: l, Keys: auths.pskFile(i), Log: s.log}
+			if s.keyLog != nil {
+				o.KeyLogWriter = s.keyLog
+				s.log.Warn(fmt.Sprintf("%s: --tls-keylog: the TLS secrets of every connection are written to %s (debugging only)", l, s.keyLog.path))
+			}
+			srv, err := tlsconf.NewPSK(o)
 			if err != nil {
 				return fmt.Errorf("%s: %w", l, err)
 			}
