@@ -312,7 +312,11 @@ func (l *pskListener) handshake(c net.Conn) {
 		reason, why := classifyPSK(err)
 		l.s.stats.Failures[reason].Add(1)
 		if !(reason == ReasonClosed && l.ctx.Err() != nil) {
-			l.s.log.Warn(fmt.Sprintf("%s: TLS-PSK handshake failed: client %s: %s: %s", l.s.name, c.RemoteAddr(), reason, why))
+			sni := "no SNI"
+			if n := pc.ServerName(); n != "" {
+				sni = fmt.Sprintf("SNI %q", n)
+			}
+			l.s.log.Warn(fmt.Sprintf("%s: TLS-PSK handshake failed: client %s, %s: %s: %s", l.s.name, c.RemoteAddr(), sni, reason, why))
 		}
 		c.Close()
 		return

@@ -615,3 +615,8 @@ func (c *Conn) ConnectionState() tls.ConnectionState {
 
 // CipherName is the OpenSSL name of the negotiated suite, for logs.
 func (c *Conn) CipherName() string { return CipherSuiteName(c.State().CipherSuite) }
+
+// ServerName is the SNI of the ClientHello, once read; unlike State it is
+// also there after a failed handshake, for the failure's log line. Not
+// safe to call during the handshake.
+func (c *Conn) ServerName() string { return c.serverName }
