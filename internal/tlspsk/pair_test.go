@@ -102,6 +102,7 @@ func TestPairs(t *testing.T) {
 			c.CipherSuites = []uint16{TLS_PSK_WITH_CHACHA20_POLY1305_SHA256}
 		}, VersionTLS12, TLS_PSK_WITH_CHACHA20_POLY1305_SHA256, "mamori"},
 		{"server only tls12", func(c *Config) { c.MaxVersion = VersionTLS12 }, nil, VersionTLS12, TLS_ECDHE_PSK_WITH_CHACHA20_POLY1305_SHA256, "mamori"},
+		{"server without tls13 suites", func(c *Config) { c.CipherSuites = []uint16{TLS_PSK_WITH_AES_128_GCM_SHA256} }, nil, VersionTLS12, TLS_PSK_WITH_AES_128_GCM_SHA256, "mamori"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -33,7 +33,7 @@ func (c *Conn) serverHandshake() error {
 	}
 	c.serverName = ch.serverName
 	c.clientRandom = ch.random
-	if c.cfg.maxVersion() >= VersionTLS13 && ch.offersVersion(VersionTLS13) {
+	if c.cfg.maxVersion() >= VersionTLS13 && len(c.cfg.suitesFor(true)) > 0 && ch.offersVersion(VersionTLS13) {
 		return c.serverTLS13(ch)
 	}
 	if c.cfg.minVersion() <= VersionTLS12 && ch.offersVersion(VersionTLS12) {

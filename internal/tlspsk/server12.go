@@ -11,7 +11,10 @@ import (
 // RFC 5487, RFC 7905, RFC 7627).
 func (c *Conn) serverTLS12(ch *clientHello) error {
 	c.version = VersionTLS12
-	if ch.offersSuite(0x5600) && c.cfg.maxVersion() > VersionTLS12 {
+	// Whether this server would have spoken TLS 1.3: its version range
+	// and its suites (ciphers_tls1.3 may leave none).
+	can13 := c.cfg.maxVersion() >= VersionTLS13 && len(c.cfg.suitesFor(true)) > 0
+	if ch.offersSuite(0x5600) && can13 {
 		// TLS_FALLBACK_SCSV (RFC 7507): the client retried with a lower
 		// version than it supports, which an attacker may have forced.
 		return errorf(AlertInappropriateFallback, "the client fell back to TLS 1.2 although this listener accepts TLS 1.3")
@@ -48,7 +51,7 @@ func (c *Conn) serverTLS12(ch *clientHello) error {
 	if _, err := io.ReadFull(c.cfg.rand(), random); err != nil {
 		return errorf(AlertInternalError, "random: %v", err)
 	}
-	if c.cfg.maxVersion() >= VersionTLS13 {
+	if can13 {
 		copy(random[24:], downgradeTLS12) // RFC 8446 §4.1.3
 	}
 	var b builder
