@@ -37,7 +37,8 @@ FUZZ_TARGETS = \
 	internal/cli/clientflags:FuzzFormat \
 	internal/tlspsk:FuzzClientHello internal/tlspsk:FuzzServerHello \
 	internal/tlspsk:FuzzEncryptedExtensions internal/tlspsk:FuzzKeyExchange \
-	internal/tlspsk:FuzzServerHandshake internal/tlspsk:FuzzClientHandshake
+	internal/tlspsk:FuzzServerHandshake internal/tlspsk:FuzzClientHandshake \
+	internal/tlspsk:FuzzRecords
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; fn=$${t##*:}; echo "== $$pkg $$fn"; \
