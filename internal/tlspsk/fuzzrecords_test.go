@@ -44,13 +44,19 @@ func established(in io.Reader, tls13 bool) (*Conn, *halfConn) {
 // messages (KeyUpdate, tickets, renegotiation), alerts, fragments and empty
 // records never panic, and Read ends in data, EOF or an error.
 func FuzzRecords(f *testing.F) {
-	f.Add(true, []byte{23, 0, 5, 'h', 'e', 'l', 'l', 'o'})
-	f.Add(true, []byte{22, 0, 5, 24, 0, 0, 1, 1, 23, 0, 2, 'o', 'k'})
-	f.Add(true, []byte{22, 0, 2, 24, 0, 22, 0, 3, 0, 1, 0, 21, 0, 2, 1, 0})
-	f.Add(false, []byte{22, 0, 4, 1, 0, 0, 0, 23, 0, 1, 'x'})
-	f.Add(false, []byte{21, 0, 2, 2, 20})
-	f.Fuzz(func(t *testing.T, tls13 bool, script []byte) {
-		// script: type, 2-byte length, payload; repeated.
+	// The first byte picks the version (odd: TLS 1.3); then records as
+	// type, 2-byte length, payload.
+	f.Add([]byte{1, 23, 0, 5, 'h', 'e', 'l', 'l', 'o'})
+	f.Add([]byte{1, 22, 0, 5, 24, 0, 0, 1, 1, 23, 0, 2, 'o', 'k'})
+	f.Add([]byte{1, 22, 0, 2, 24, 0, 22, 0, 3, 0, 1, 0, 21, 0, 2, 1, 0})
+	f.Add([]byte{0, 22, 0, 4, 1, 0, 0, 0, 23, 0, 1, 'x'})
+	f.Add([]byte{0, 21, 0, 2, 2, 20})
+	f.Fuzz(func(t *testing.T, script []byte) {
+		if len(script) == 0 {
+			return
+		}
+		tls13 := script[0]&1 == 1
+		script = script[1:]
 		var recs bytes.Buffer
 		_, peer := established(nil, tls13)
 		for len(script) >= 3 {
