@@ -34,7 +34,11 @@ FUZZ_TARGETS = \
 	internal/auth:FuzzParsePSKFile internal/auth:FuzzCertUsername \
 	internal/pki:FuzzKeyMaterial internal/client:FuzzReadPath \
 	internal/broker:FuzzSession internal/store/mosqdb:FuzzMosqDB \
-	internal/cli/clientflags:FuzzFormat
+	internal/cli/clientflags:FuzzFormat \
+	internal/tlspsk:FuzzClientHello internal/tlspsk:FuzzServerHello \
+	internal/tlspsk:FuzzEncryptedExtensions internal/tlspsk:FuzzKeyExchange \
+	internal/tlspsk:FuzzServerHandshake internal/tlspsk:FuzzClientHandshake \
+	internal/tlspsk:FuzzRecords
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; fn=$${t##*:}; echo "== $$pkg $$fn"; \

@@ -91,3 +91,12 @@ func (p *PSKFile) Has(identity string) bool {
 	_, ok := p.keys[identity]
 	return ok
 }
+
+// Zero overwrites every key, for when the file is replaced: keys do not
+// stay in memory after a reload. The PSKFile must not be used afterwards
+// for keys (Has still answers).
+func (p *PSKFile) Zero() {
+	for _, k := range p.keys {
+		clear(k)
+	}
+}

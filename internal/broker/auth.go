@@ -15,7 +15,9 @@ type authBox struct{ a Auth }
 
 // Revalidator is an optional interface of Auth: after a reload the broker
 // asks it whether each connected client would still be let in, and
-// disconnects those that would not (a user deleted from the password file).
+// disconnects those that would not (a user deleted from the password file,
+// a PSK identity deleted from psk_file). Clients whose user name comes from
+// the transport (ClientInfo.CertIdentity) are asked about too.
 type Revalidator interface {
 	Revalidate(ci *ClientInfo) bool
 }
@@ -121,7 +123,7 @@ func (b *Broker) Recheck() (disconnected, unsubscribed int) {
 		if a == nil {
 			continue
 		}
-		if rv, ok := a.(Revalidator); ok && !c.info.CertIdentity && !rv.Revalidate(&c.info) {
+		if rv, ok := a.(Revalidator); ok && !rv.Revalidate(&c.info) {
 			b.log.Info("Client " + c.info.ClientID + " is no longer authorised after reload; disconnecting.")
 			c.disconnect(packet.ErrNotAuthorized, "no longer authorized")
 			disconnected++

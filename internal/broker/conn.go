@@ -502,7 +502,11 @@ func (c *conn) handleConnect(body []byte) error {
 			hostOf(c.nc.RemoteAddr()), c.info.ClientID, p.Version, b2i(p.CleanStart), p.KeepAlive, userSuffix(&c.info))
 		if cs, ok := c.nc.(interface{ ConnectionState() tls.ConnectionState }); ok {
 			st := cs.ConnectionState()
-			attrs := []any{"tls", tls.VersionName(st.Version), "cipher", tls.CipherSuiteName(st.CipherSuite)}
+			cipher := tls.CipherSuiteName(st.CipherSuite)
+			if n, ok := c.nc.(interface{ CipherName() string }); ok {
+				cipher = n.CipherName() // TLS-PSK suites crypto/tls does not name
+			}
+			attrs := []any{"tls", tls.VersionName(st.Version), "cipher", cipher}
 			if len(st.PeerCertificates) > 0 {
 				attrs = append(attrs, "certificate", st.PeerCertificates[0].Subject.String())
 			}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"strings"
@@ -56,6 +57,7 @@ type procOptions struct {
 	lifetime time.Duration
 	gentle   bool
 	onLine   func(line string, stdout bool)
+	stdin    io.Reader
 }
 
 // Option changes how Start runs a process.
@@ -91,6 +93,15 @@ func OnLine(fn func(line string, stdout bool)) Option {
 	return func(o *procOptions) { o.onLine = fn }
 }
 
+// Stdin gives the process r as its standard input instead of /dev/null:
+// a server such as openssl s_server, which stops at the end of its input,
+// keeps running while r blocks. Pass an *os.File (the read end of
+// os.Pipe): the child gets it directly, so Wait has no copying goroutine to
+// wait for.
+func Stdin(r io.Reader) Option {
+	return func(o *procOptions) { o.stdin = r }
+}
+
 // Start starts argv and registers its cleanup, which stops it (see Gentle)
 // and, if the test failed, logs its exit status and output. name labels
 // messages.
@@ -106,6 +117,7 @@ func Start(t testing.TB, name string, argv []string, opts ...Option) *Proc {
 	}
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Env = append(os.Environ(), o.env...)
+	cmd.Stdin = o.stdin
 	p := &Proc{t: t, name: name, cmd: cmd, ctx: ctx, opts: o, changed: make(chan struct{}), done: make(chan struct{})}
 	stdout, stderr := &lineWriter{p: p, stdout: true}, &lineWriter{p: p}
 	cmd.Stdout, cmd.Stderr = stdout, stderr

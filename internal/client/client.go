@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/mamori-mqtt/mamori/internal/packet"
+	"github.com/mamori-mqtt/mamori/internal/tlspsk"
 )
 
 // Client is a connected MQTT client. Its methods are safe for concurrent use.
@@ -86,6 +87,13 @@ func Dial(ctx context.Context, o Options) (*Client, *packet.Connack, error) {
 			return nil, nil, &HandshakeError{Err: err}
 		}
 		conn = tc
+	} else if o.PSK != nil {
+		pc := tlspsk.Client(conn, o.PSK)
+		if err := pc.HandshakeContext(ctx); err != nil {
+			conn.Close()
+			return nil, nil, &HandshakeError{Err: err}
+		}
+		conn = pc
 	}
 	c := newClient(conn, o)
 	ack, err := c.handshake(ctx)

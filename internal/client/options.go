@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/mamori-mqtt/mamori/internal/packet"
+	"github.com/mamori-mqtt/mamori/internal/tlspsk"
 )
 
 // Options configure a connection. Only one of Dial and Address is needed.
@@ -31,6 +32,9 @@ type Options struct {
 	// TLSConfig, when set, wraps the stream in TLS and completes the
 	// handshake before CONNECT. The caller builds it (see package tlsprobe).
 	TLSConfig *tls.Config
+	// PSK, when set instead, wraps the stream in TLS-PSK (package tlspsk)
+	// and completes its handshake before CONNECT.
+	PSK *tlspsk.Config
 
 	// Version is the protocol level; zero means MQTT 3.1.1.
 	Version    packet.Version

@@ -26,12 +26,13 @@ type Registry struct {
 
 	mu  sync.Mutex
 	tls map[string]*tlsconf.Server // by listener name
+	psk map[string]*tlsconf.Stats  // TLS-PSK listeners' counters, by listener name
 }
 
 // New registers the broker's metrics (and the Go runtime's) in a new
 // registry.
 func New(b *broker.Broker) *Registry {
-	r := &Registry{reg: prometheus.NewRegistry(), tls: map[string]*tlsconf.Server{}}
+	r := &Registry{reg: prometheus.NewRegistry(), tls: map[string]*tlsconf.Server{}, psk: map[string]*tlsconf.Stats{}}
 	st := b.Stats()
 	counter := func(name, help string, f func() uint64) {
 		r.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "mamori", Subsystem: "broker",
@@ -63,6 +64,14 @@ func New(b *broker.Broker) *Registry {
 func (r *Registry) AddTLS(listener string, srv *tlsconf.Server) {
 	r.mu.Lock()
 	r.tls[listener] = srv
+	r.mu.Unlock()
+}
+
+// AddTLSPSK adds a TLS-PSK listener's handshake counters (same series as
+// AddTLS's, with the PSK failure reasons).
+func (r *Registry) AddTLSPSK(listener string, st *tlsconf.Stats) {
+	r.mu.Lock()
+	r.psk[listener] = st
 	r.mu.Unlock()
 }
 
@@ -108,6 +117,12 @@ func (c *tlsCollector) Collect(ch chan<- prometheus.Metric) {
 	c.r.mu.Lock()
 	defer c.r.mu.Unlock()
 	now := time.Now()
+	for name, st := range c.r.psk {
+		ch <- prometheus.MustNewConstMetric(handshakesDesc, prometheus.CounterValue, float64(st.Handshakes.Load()), name)
+		for reason, n := range st.Failures {
+			ch <- prometheus.MustNewConstMetric(failuresDesc, prometheus.CounterValue, float64(n.Load()), name, reason)
+		}
+	}
 	for name, srv := range c.r.tls {
 		st := srv.Stats()
 		ch <- prometheus.MustNewConstMetric(handshakesDesc, prometheus.CounterValue, float64(st.Handshakes.Load()), name)

@@ -37,6 +37,6 @@
 //     are bounded per address and per listener by closing the oldest, so
 //     silent connections cannot lock a listener; accepting never stops.
 //
-// Go's crypto/tls has no TLS-PSK, so a listener with psk_hint is refused
-// with an error that says so; it never falls back to something weaker.
+// Go's crypto/tls has no TLS-PSK: a listener with psk_hint is served by
+// [PSKServer] on mamori's own package tlspsk instead ([New] refuses it).
 package tlsconf

@@ -51,9 +51,10 @@ type ClientOptions struct {
 	Port int
 }
 
-// ErrPSKUnsupported is returned for --psk: Go's crypto/tls has no TLS-PSK
-// cipher suites, and mamori's clients do not provide them yet.
-var ErrPSKUnsupported = errors.New("--psk: TLS-PSK is not available in mamori's clients yet (Go's crypto/tls has no PSK cipher suites); use certificates (--cafile) instead")
+// ErrPSKUnsupported is returned for --psk where a crypto/tls configuration
+// is asked for: TLS-PSK connections are made by package tlspsk instead
+// (see PSKConfig), which mamori pub, sub and rr use.
+var ErrPSKUnsupported = errors.New("--psk: this command does not support TLS-PSK yet (mamori pub, sub and rr do); use certificates (--cafile) instead")
 
 // ClientConfig builds the tls.Config for connecting to host with o.
 // Warnings (such as a CN-only server certificate) are written to warn.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/mamori-mqtt/mamori/internal/packet"
 	"github.com/mamori-mqtt/mamori/internal/pki"
+	"github.com/mamori-mqtt/mamori/internal/tlspsk"
 )
 
 // TLS alert numbers (RFC 8446 §6, RFC 5246 §7.2) that Explain interprets.
@@ -72,6 +73,9 @@ func Explain(err error, o ClientOptions, host string) string {
 	where := host
 	if he != nil && he.Addr != "" {
 		where = he.Addr
+	}
+	if pe := (*tlspsk.Error)(nil); errors.As(err, &pe) {
+		return explainPSK(pe, o, where)
 	}
 	if he != nil && he.PlainMQTT {
 		return fmt.Sprintf("TLS: %s speaks plain MQTT, not TLS (it answered an MQTT CONNECT with CONNACK) — leave out --cafile/--capath/--cert, or connect to the broker's TLS port (usually 8883)", where)

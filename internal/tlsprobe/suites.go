@@ -134,7 +134,7 @@ func cipherError(name string) error {
 	case strings.Contains(up, "RC4"):
 		return fmt.Errorf("--ciphers: %s is not available: RC4 is broken (RFC 7465) and Go does not offer it", name)
 	case strings.Contains(up, "PSK"):
-		return fmt.Errorf("--ciphers: %s is not available: PSK suites need TLS-PSK, which Go's TLS does not implement", name)
+		return fmt.Errorf("--ciphers: %s is not available with certificates: PSK suites are used with a pre-shared key (--psk and --psk-identity; psk_hint and psk_file on a listener)", name)
 	}
 	return fmt.Errorf("--ciphers: %s is not a cipher Go's TLS provides; available: %s", name, strings.Join(CipherNames(), ":"))
 }

@@ -76,7 +76,7 @@ func TestParseCiphers(t *testing.T) {
 		{in: "ECDHE-RSA-AES256-SHA:!aNULL:!MD5:@STRENGTH", want: []uint16{tls.TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA}},
 		{in: "DHE-RSA-AES128-GCM-SHA256", wantErr: "--ciphers: DHE-RSA-AES128-GCM-SHA256 is not available: Go's TLS has no finite-field DHE key exchange; use ECDHE-RSA-AES128-GCM-SHA256"},
 		{in: "RC4-SHA", wantErr: "--ciphers: RC4-SHA is not available: RC4 is broken (RFC 7465) and Go does not offer it"},
-		{in: "PSK-AES128-CBC-SHA", wantErr: "--ciphers: PSK-AES128-CBC-SHA is not available: PSK suites need TLS-PSK, which Go's TLS does not implement"},
+		{in: "PSK-AES128-CBC-SHA", wantErr: "--ciphers: PSK-AES128-CBC-SHA is not available with certificates: PSK suites are used with a pre-shared key (--psk and --psk-identity; psk_hint and psk_file on a listener)"},
 		{in: "NO-SUCH-CIPHER", wantErr: "--ciphers: NO-SUCH-CIPHER is not a cipher Go's TLS provides; available: AES128-GCM-SHA256:"},
 	}
 	for _, tc := range tests {

@@ -131,7 +131,7 @@ func TestKeys(t *testing.T) {
 			"bad.conf:3: keyfile: " + p("server-pkcs8.key") + " is encrypted: a password is required"},
 		{"a CRL as certfile", "certfile " + crl + "\nkeyfile " + p("server.key"),
 			"bad.conf:2: certfile: " + crl + " is a CRL, not a certificate"},
-		{"psk_hint", "psk_hint mamori\npsk_file " + p("psk") + "\nallow_anonymous true", "bad.conf:1: psk_hint:"},
+		{"psk_hint with certificates", "certfile " + p("server.crt") + "\nkeyfile " + p("server.key") + "\npsk_hint mamori\npsk_file " + p("psk"), "psk_hint: listener 1883 127.0.0.1 has both certificates and psk_hint"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out := brokerFails(t, t.TempDir(), "listener 1883 127.0.0.1\n"+tc.lines+"\n")

@@ -22,8 +22,11 @@ type fileAuth struct {
 	pw        *auth.PasswordFile
 	acl       *auth.ACL
 	psk       *auth.PSKFile
-	ver       *auth.Verifier
-	thr       *auth.Throttle
+	// pskIdentity names the listeners whose user names are PSK
+	// identities (psk_hint with use_identity_as_username).
+	pskIdentity map[string]bool
+	ver         *auth.Verifier
+	thr         *auth.Throttle
 }
 
 var (
@@ -128,6 +131,14 @@ func (a *fileAuth) Authenticate(ci *broker.ClientInfo, password []byte, hasPassw
 func (a *fileAuth) Revalidate(ci *broker.ClientInfo) bool {
 	if a.prefix != "" && !strings.HasPrefix(ci.ClientID, a.prefix) {
 		return false
+	}
+	if ci.CertIdentity {
+		if a.pskIdentity[ci.Listener] {
+			// A PSK identity removed from psk_file loses its connections.
+			return a.psk != nil && a.psk.Has(ci.Username)
+		}
+		// A certificate identity is re-checked by the TLS layer (CRLs).
+		return true
 	}
 	if ci.Anonymous || a.pw == nil {
 		return a.allowAnon

@@ -39,6 +39,10 @@ Usage: mamori broker [-c config_file] [-d] [-p port] [-v]
 
   -c, --config-file FILE  read the configuration from FILE (mosquitto.conf syntax)
   -d, --daemon            run in the background
+      --tls-keylog FILE   append the TLS-PSK listeners' secrets to FILE in the
+                          NSS key log format, to decrypt captures in
+                          Wireshark (debugging only: anyone with FILE can
+                          read the traffic)
   -p, --port PORT         listen on PORT (may be repeated); overrides the
                           default listener's port
   -v, --verbose           log everything (log_type all)
@@ -60,6 +64,7 @@ func Run(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	daemon := fs.BoolP("daemon", "d", false, "")
 	ports := fs.IntSliceP("port", "p", nil, "")
 	verbose := fs.BoolP("verbose", "v", false, "")
+	keyLog := fs.String("tls-keylog", "", "")
 	help := fs.Bool("help", false, "")
 	if err := fs.Parse(args); err != nil {
 		fmt.Fprintf(stderr, "Error: %v\n\n%s", err, usageText)
@@ -99,6 +104,14 @@ func Run(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	}
 	s := &server{cfgPath: *cfgFile, ports: *ports, verbose: *verbose, cfg: cfg, stdout: stdout, stderr: stderr,
 		ver: auth.NewVerifier(auth.DefaultVerifierEntries), thr: auth.NewThrottle()}
+	if *keyLog != "" {
+		kl, err := newKeyLogFile(*keyLog)
+		if err != nil {
+			fmt.Fprintf(stderr, "Error: --tls-keylog: %v\n", err)
+			return 1
+		}
+		s.keyLog = kl
+	}
 	return s.run(status)
 }
 
@@ -144,6 +157,7 @@ type server struct {
 	ports   []int
 	verbose bool
 	cfg     *config.Config
+	keyLog  *keyLogFile // --tls-keylog, or nil
 
 	stdout, stderr io.Writer
 	sink           *logSink
@@ -163,7 +177,8 @@ type running struct {
 	bl  *broker.Listener
 	lns []net.Listener
 	ws  *listener.WebSocket // nil unless protocol websockets
-	tls *tlsconf.Server     // nil unless the listener speaks TLS
+	tls *tlsconf.Server     // nil unless the listener speaks TLS with certificates
+	psk *tlsconf.PSKServer  // nil unless the listener speaks TLS-PSK (psk_hint)
 }
 
 func (s *server) run(status *daemonStatus) int {
@@ -260,6 +275,9 @@ func (s *server) run(status *daemonStatus) int {
 			if r.tls != nil {
 				reg.AddTLS(r.bl.Name, r.tls)
 			}
+			if r.psk != nil {
+				reg.AddTLSPSK(r.bl.Name, r.psk.Stats())
+			}
 		}
 		stopMetrics, err := serveMetrics(s.cfg.MetricsListener.Text, reg, log)
 		if err != nil {
@@ -297,6 +315,8 @@ func (s *server) run(status *daemonStatus) int {
 	defer stopPub()
 	waitPub := s.sink.publishTo(pubCtx, b.Publish)
 	s.serve()
+	stopWatch := watchPSKFiles(pskFiles(s.cfg), sigs, log)
+	defer stopWatch()
 	log.Info(fmt.Sprintf("mamori version %s running", Version))
 	if reg != nil {
 		reg.SetReady(true)
@@ -366,7 +386,26 @@ func (s *server) openListeners(auths authSet) error {
 		}
 		r.lns = lns
 		var tc *tls.Config
-		if l.AutoCert || l.TLS.Enabled() {
+		if l.TLS.PSKHint != "" && !l.AutoCert {
+			// TLS-PSK: served by package tlspsk, not crypto/tls.
+			if l.Protocol == config.ProtocolWebSockets {
+				return fmt.Errorf("%s: psk_hint: %s is a WebSocket listener; TLS-PSK is available on MQTT listeners only", l.Pos, l)
+			}
+			o := tlsconf.PSKOptions{Listener: l, Keys: auths.pskFile(i), Log: s.log}
+			if s.keyLog != nil {
+				o.KeyLogWriter = s.keyLog
+				s.log.Warn(fmt.Sprintf("%s: --tls-keylog: the TLS secrets of every connection are written to %s (debugging only)", l, s.keyLog.path))
+			}
+			srv, err := tlsconf.NewPSK(o)
+			if err != nil {
+				return fmt.Errorf("%s: %w", l, err)
+			}
+			r.psk = srv
+			r.bl.Identity = srv.Identity()
+			for j, ln := range r.lns {
+				r.lns[j] = srv.NewListener(ln)
+			}
+		} else if l.AutoCert || l.TLS.Enabled() {
 			srv, info, err := setupTLS(context.Background(), l, s.cfg, s.b, r.bl, s.log)
 			if err != nil {
 				return fmt.Errorf("%s: %w", l, err)
@@ -475,6 +514,9 @@ func (r *running) close(log *slog.Logger) {
 			}
 		}
 	}
+	if r.psk != nil {
+		r.psk.Close()
+	}
 }
 
 // warnUnremovable says at start, once the broker runs as du, which unix
@@ -523,6 +565,18 @@ func (a authSet) listener(i int) broker.Auth {
 	return a.perListener[i]
 }
 
+// pskFile is the psk_file that applies to listener i, or nil.
+func (a authSet) pskFile(i int) *auth.PSKFile {
+	fa := a.global
+	if a.perListener[i] != nil {
+		fa = a.perListener[i]
+	}
+	if fa == nil {
+		return nil
+	}
+	return fa.psk
+}
+
 // buildAuth loads the password, ACL and PSK files cfg names. Nothing is
 // applied: a start or reload uses the result only when every file loaded.
 func (s *server) buildAuth(cfg *config.Config) (authSet, error) {
@@ -532,6 +586,7 @@ func (s *server) buildAuth(cfg *config.Config) (authSet, error) {
 		if err != nil {
 			return authSet{}, err
 		}
+		a.pskIdentity = pskIdentityListeners(cfg, nil)
 		set.global = a
 		s.logSkipped(a)
 		return set, nil
@@ -545,6 +600,7 @@ func (s *server) buildAuth(cfg *config.Config) (authSet, error) {
 		if err != nil {
 			return authSet{}, fmt.Errorf("%s: %w", l, err)
 		}
+		a.pskIdentity = pskIdentityListeners(cfg, l)
 		set.perListener[i] = a
 		s.logSkipped(a)
 	}
@@ -559,6 +615,18 @@ func (s *server) logSkipped(a *fileAuth) {
 	for _, err := range a.pw.Skipped() {
 		s.log.Warn(fmt.Sprintf("Warning: password_file %v; this user cannot log in", err))
 	}
+}
+
+// pskIdentityListeners names the listeners (just `only`, when not nil)
+// whose user name is the TLS-PSK identity.
+func pskIdentityListeners(cfg *config.Config, only *config.Listener) map[string]bool {
+	m := map[string]bool{}
+	for _, l := range cfg.Listeners {
+		if (only == nil || l == only) && l.TLS.PSKHint != "" && l.TLS.UseIdentityAsUsername {
+			m[listenerName(l)] = true
+		}
+	}
+	return m
 }
 
 // netName is the socket kind in Mosquitto's "Opening ipv4 listen socket"

@@ -99,6 +99,14 @@ func (s *server) reload() {
 	for i, r := range s.listeners {
 		r.cfg = eff.Listeners[i]
 		r.bl.SetAuth(auths.listener(i))
+		if r.psk != nil {
+			// The new psk_file's keys replace the old ones, which are
+			// zeroed; tls_version and ciphers are applied.
+			r.psk.SetKeys(auths.pskFile(i))
+			if err := r.psk.Apply(r.cfg); err != nil {
+				log.Error("Reload: " + err.Error())
+			}
+		}
 		if r.tls != nil {
 			// Re-reads certificates, keys, CAs and CRLs; a file that does
 			// not load leaves the one in service.

@@ -18,6 +18,7 @@ import (
 	"github.com/mamori-mqtt/mamori/internal/client"
 	"github.com/mamori-mqtt/mamori/internal/packet"
 	"github.com/mamori-mqtt/mamori/internal/tlsprobe"
+	"github.com/mamori-mqtt/mamori/internal/tlspsk"
 )
 
 // Output serialises writes to stdout from the read goroutine (messages,
@@ -151,6 +152,7 @@ func (c *Config) Connect(ctx context.Context, stdout, stderr io.Writer, extra fu
 		o.Will = w
 	}
 	var tlsCfg *tls.Config
+	var pskCfg *tlspsk.Config
 	var tlsOpts tlsprobe.ClientOptions
 	if c.UsesTLS() {
 		tlsOpts = c.TLS
@@ -159,7 +161,12 @@ func (c *Config) Connect(ctx context.Context, stdout, stderr io.Writer, extra fu
 			tlsOpts.UseOSCerts = true
 		}
 		var err error
-		tlsCfg, err = tlsprobe.ClientConfig(tlsOpts, c.Host, stderr)
+		if tlsOpts.PSK != "" {
+			// TLS-PSK is made by package tlspsk, not crypto/tls.
+			pskCfg, err = tlsprobe.PSKConfig(tlsOpts, c.Host)
+		} else {
+			tlsCfg, err = tlsprobe.ClientConfig(tlsOpts, c.Host, stderr)
+		}
 		if err != nil {
 			c.Errf(stderr, "Error: Problem setting TLS options: %v.\n", err)
 			return nil, 1
@@ -185,7 +192,10 @@ func (c *Config) Connect(ctx context.Context, stdout, stderr io.Writer, extra fu
 	switch {
 	case c.UnixSocket:
 		o.Network, o.Address = "unix", c.Host
-		o.TLSConfig = tlsCfg
+		o.TLSConfig, o.PSK = tlsCfg, pskCfg
+	case c.WebSockets && pskCfg != nil:
+		c.Errf(stderr, "Error: Problem setting TLS options: --psk cannot be used with WebSockets.\n")
+		return nil, 1
 	case c.WebSockets:
 		scheme := "ws"
 		if tlsCfg != nil {
@@ -197,7 +207,7 @@ func (c *Config) Connect(ctx context.Context, stdout, stderr io.Writer, extra fu
 		}
 	default:
 		o.Dial = func(ctx context.Context) (net.Conn, error) { return dialer.DialContext(ctx, "tcp", addr) }
-		o.TLSConfig = tlsCfg
+		o.TLSConfig, o.PSK = tlsCfg, pskCfg
 	}
 	cl, ack, err := client.Dial(ctx, o)
 	if err != nil {
