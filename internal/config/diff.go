@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"slices"
+	"strings"
 )
 
 // Change is one option whose value differs between two configurations.
@@ -120,8 +121,37 @@ func Diff(old, cur *Config) *Delta {
 	g.bool("enable_control_api", old.EnableControlAPI, cur.EnableControlAPI, restart)
 	g.str("metrics_listener", old.MetricsListener.Text, cur.MetricsListener.Text, restart)
 
+	// Bridges are not changed by a reload in Mosquitto 2.0 (mosquitto.conf(5):
+	// "Bridges cannot currently be reloaded on reload signal"); mamori keeps
+	// the running bridges too and says that a restart applies the change.
+	g.str("bridges (connection blocks)", bridgesString(old.Bridges), bridgesString(cur.Bridges), restart)
+
 	g.listeners(old, cur)
 	return d
+}
+
+// bridgesString renders the bridges without positions, so that moving a
+// block in the file is not a change.
+func bridgesString(bs []*Bridge) string {
+	var out []string
+	for _, b := range bs {
+		c := *b
+		c.Pos = Pos{}
+		c.Topics = slices.Clone(b.Topics)
+		for i := range c.Topics {
+			c.Topics[i].Pos = Pos{}
+		}
+		c.TLS.CAFile.Pos, c.TLS.CAPath.Pos, c.TLS.CertFile.Pos, c.TLS.KeyFile.Pos, c.TLS.Version.Pos = Pos{}, Pos{}, Pos{}, Pos{}, Pos{}
+		c.RemoteUsername, c.RemotePassword, c.LocalUsername, c.LocalPassword = nil, nil, nil, nil
+		s := fmt.Sprintf("%+v", c)
+		for _, p := range []*string{b.RemoteUsername, b.RemotePassword, b.LocalUsername, b.LocalPassword} {
+			if p != nil {
+				s += "|" + *p
+			}
+		}
+		out = append(out, s)
+	}
+	return strings.Join(out, "\n")
 }
 
 // effect is what a changed option requires.
