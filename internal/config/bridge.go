@@ -115,19 +115,19 @@ type Bridge struct {
 // BridgeTLS are the bridge_* TLS options. TLS is on when a CA file or path
 // is given (or a PSK, which mamori does not offer for bridges yet).
 type BridgeTLS struct {
-	CAFile       File
-	CAPath       File
-	CertFile     File // PEM, or a PKCS#12 bundle (.p12/.pfx) without KeyFile
-	KeyFile      File
-	KeyPassword  string // bridge_keyfile_password (mamori): encrypted key or PKCS#12
-	Insecure     bool   // bridge_insecure: skip the host name check only
-	ALPN         string
-	Version      Value  // bridge_tls_version as written; empty: TLS 1.2 minimum
-	ServerName   string // bridge_servername (mamori): SNI and verification name
-	Identity     string // bridge_identity (PSK)
-	PSK          string // bridge_psk, hex
-	RequireOCSP  bool
-	UseOSCerts   bool // bridge_tls_use_os_certs
+	CAFile      File
+	CAPath      File
+	CertFile    File // PEM, or a PKCS#12 bundle (.p12/.pfx) without KeyFile
+	KeyFile     File
+	KeyPassword string // bridge_keyfile_password (mamori): encrypted key or PKCS#12
+	Insecure    bool   // bridge_insecure: skip the host name check only
+	ALPN        string
+	Version     Value  // bridge_tls_version as written; empty: TLS 1.2 minimum
+	ServerName  string // bridge_servername (mamori): SNI and verification name
+	Identity    string // bridge_identity (PSK)
+	PSK         string // bridge_psk, hex
+	RequireOCSP bool
+	UseOSCerts  bool // bridge_tls_use_os_certs
 }
 
 // Enabled reports whether the bridge connects with TLS.
