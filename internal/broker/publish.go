@@ -106,7 +106,9 @@ func (c *conn) onPublish(p *packet.Publish) error {
 		code, why = packet.ErrImplementationSpecific, "payload exceeds message_size_limit"
 	case p.Props.PayloadFormat == 1 && !packet.ValidUTF8(p.Payload):
 		code, why = packet.ErrPayloadFormatInvalid, "payload is not valid UTF-8" // [MQTT-3.3.2-4]
-	case strings.HasPrefix(name, "$SYS"):
+	case strings.HasPrefix(name, "$SYS") && !topic.Match("$SYS/broker/connection/+/state", name):
+		// Bridges publish their state there (notifications), on this
+		// broker and on remote ones; Mosquitto lets them.
 		code, why = packet.ErrNotAuthorized, "$SYS topics are published by the broker only"
 	case !c.authorize(name, AccessWrite):
 		code, why = packet.ErrNotAuthorized, "not authorized to publish to "+name
