@@ -147,7 +147,24 @@ func TestBridgeReloadNeedsRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := Diff(a, b)
-	if d.Empty() || !d.Restart || d.Changes[0].Live {
+	if d.Empty() || !d.Restart || d.Changes[0].Live || d.Changes[0].Option != "connection b" {
 		t.Errorf("changed bridge: want a restart-only change, got %+v", d)
+	}
+	pw, err := Parse("t.conf", []byte("listener 1883\nconnection b\naddress 127.0.0.1\ntopic a/#\nremote_username u\nremote_password s3cret\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ch := range Diff(a, pw).Changes {
+		if strings.Contains(ch.String(), "s3cret") {
+			t.Errorf("a change shows the password: %s", ch)
+		}
+	}
+	none, err := Parse("t.conf", []byte("listener 1883\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	removed := Diff(a, none)
+	if len(removed.Changes) != 1 || removed.Changes[0].Option != "connection b" || removed.Changes[0].New != "" {
+		t.Errorf("removed bridge: %+v", removed.Changes)
 	}
 }

@@ -1,9 +1,10 @@
 package config
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"slices"
-	"strings"
 )
 
 // Change is one option whose value differs between two configurations.
@@ -124,16 +125,30 @@ func Diff(old, cur *Config) *Delta {
 	// Bridges are not changed by a reload in Mosquitto 2.0 (mosquitto.conf(5):
 	// "Bridges cannot currently be reloaded on reload signal"); mamori keeps
 	// the running bridges too and says that a restart applies the change.
-	g.str("bridges (connection blocks)", bridgesString(old.Bridges), bridgesString(cur.Bridges), restart)
+	ob, nb := bridgeDigests(old.Bridges), bridgeDigests(cur.Bridges)
+	var names []string
+	for n := range ob {
+		names = append(names, n)
+	}
+	for n := range nb {
+		if _, ok := ob[n]; !ok {
+			names = append(names, n)
+		}
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		g.str("connection "+n, ob[n], nb[n], restart)
+	}
 
 	g.listeners(old, cur)
 	return d
 }
 
-// bridgesString renders the bridges without positions, so that moving a
-// block in the file is not a change.
-func bridgesString(bs []*Bridge) string {
-	var out []string
+// bridgeDigests maps each bridge's name to a short digest of its
+// settings, positions left out (moving a block is no change) and secrets
+// not shown (the log prints what changed).
+func bridgeDigests(bs []*Bridge) map[string]string {
+	out := map[string]string{}
 	for _, b := range bs {
 		c := *b
 		c.Pos = Pos{}
@@ -147,11 +162,14 @@ func bridgesString(bs []*Bridge) string {
 		for _, p := range []*string{b.RemoteUsername, b.RemotePassword, b.LocalUsername, b.LocalPassword} {
 			if p != nil {
 				s += "|" + *p
+			} else {
+				s += "|-"
 			}
 		}
-		out = append(out, s)
+		sum := sha256.Sum256([]byte(s))
+		out[b.Name] = "settings " + hex.EncodeToString(sum[:4])
 	}
-	return strings.Join(out, "\n")
+	return out
 }
 
 // effect is what a changed option requires.
