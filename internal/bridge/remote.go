@@ -83,6 +83,20 @@ func newDialer(c *config.Bridge, log *slog.Logger) (dialer, error) {
 	return d, nil
 }
 
+// flagsToOptions turns the command-line flags that tlsprobe's explanations
+// suggest into the bridge options that do the same.
+var flagsToOptions = strings.NewReplacer(
+	"--cafile", "bridge_cafile", "--capath", "bridge_capath", "--cert-pass", "bridge_keyfile_password",
+	"--cert", "bridge_certfile", "--key", "bridge_keyfile", "--servername", "bridge_servername",
+	"--insecure", "bridge_insecure true", "--tls-version", "bridge_tls_version", "--tls-alpn", "bridge_alpn",
+	"--tls-use-os-certs", "bridge_tls_use_os_certs true")
+
+// explain is tlsprobe's explanation of a TLS failure, in bridge options.
+func explain(err error, o tlsprobe.ClientOptions, hostport string) error {
+	msg := flagsToOptions.Replace(tlsprobe.Explain(err, o, hostport))
+	return errors.New(strings.ReplaceAll(msg, "connect with bridge_", "set bridge_"))
+}
+
 // open connects to addr; a TLS failure is explained in words.
 func (d dialer) open(ctx context.Context, addr config.BridgeAddress) (net.Conn, error) {
 	nd := &net.Dialer{}
@@ -98,7 +112,7 @@ func (d dialer) open(ctx context.Context, addr config.BridgeAddress) (net.Conn, 
 	if d.bind == "" {
 		conn, err := tlsprobe.Dial(ctx, hostport, o, d.warn)
 		if err != nil {
-			return nil, errors.New(tlsprobe.Explain(err, o, hostport))
+			return nil, explain(err, o, hostport)
 		}
 		return conn, nil
 	}
@@ -113,7 +127,7 @@ func (d dialer) open(ctx context.Context, addr config.BridgeAddress) (net.Conn, 
 	tc := tls.Client(raw, cfg)
 	if err := tc.HandshakeContext(ctx); err != nil {
 		raw.Close()
-		return nil, errors.New(tlsprobe.Explain(err, o, hostport))
+		return nil, explain(err, o, hostport)
 	}
 	return tc, nil
 }

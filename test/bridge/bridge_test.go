@@ -20,18 +20,25 @@ func TestBridgePairs(t *testing.T) {
 	cases := []struct {
 		edge, remote kind
 		tls          bool
+		// mamori's own bridge options: a PKCS#12 client certificate, and
+		// bridge_servername with a certificate that has no IP address.
+		p12, servername bool
 	}{
-		{mamori, mamori, false},
-		{mamori, mamori, true},
-		{mamori, mosquitto, false},
-		{mamori, mosquitto, true},
-		{mosquitto, mamori, false},
-		{mosquitto, mamori, true},
+		{mamori, mamori, false, false, false},
+		{mamori, mamori, true, false, false},
+		{mamori, mamori, true, true, true},
+		{mamori, mosquitto, false, false, false},
+		{mamori, mosquitto, true, false, false},
+		{mosquitto, mamori, false, false, false},
+		{mosquitto, mamori, true, false, false},
 	}
 	for _, tc := range cases {
 		name := fmt.Sprintf("%s_to_%s", tc.edge, tc.remote)
 		if tc.tls {
 			name += "_tls"
+		}
+		if tc.p12 {
+			name += "_p12_servername"
 		}
 		t.Run(name, func(t *testing.T) {
 			remoteConf := "allow_anonymous true\n"
@@ -40,7 +47,7 @@ func TestBridgePairs(t *testing.T) {
 			if tc.tls {
 				certs = newPKI(t)
 				var block string
-				block, tlsPort = certs.tlsListener(t)
+				block, tlsPort = certs.tlsListener(t, tc.servername)
 				remoteConf += block
 			}
 			remote := startNode(t, tc.remote, remoteConf)
@@ -50,7 +57,12 @@ func TestBridgePairs(t *testing.T) {
 				`topic cmd/# in 1 "" edge1/`,
 				"topic both/# both 1",
 			}
-			if tc.tls {
+			switch {
+			case tc.p12:
+				addr = "127.0.0.1:" + strconv.Itoa(tlsPort)
+				extra = append(extra, "bridge_cafile "+certs.ca, "bridge_certfile "+certs.clientP12,
+					"bridge_keyfile_password "+p12Pass, "bridge_servername broker.test")
+			case tc.tls:
 				addr = "127.0.0.1:" + strconv.Itoa(tlsPort)
 				extra = append(extra, certs.bridgeTLS())
 			}
@@ -200,4 +212,26 @@ func countPrefix(p *brokertest.Proc, prefix string) int {
 		}
 	}
 	return n
+}
+
+// TestBridgeTLSFailureExplained: a bridge whose remote presents a
+// certificate for another name says so in its log, in the words of
+// `mamori pub`, with the bridge option that fixes it.
+func TestBridgeTLSFailureExplained(t *testing.T) {
+	certs := newPKI(t)
+	block, port := certs.tlsListener(t, true) // valid for broker.test only
+	startNode(t, mamori, "allow_anonymous true\n"+block)
+	edge := startNode(t, mamori, "allow_anonymous true\n"+
+		fmt.Sprintf("connection edge1\naddress 127.0.0.1:%d\nrestart_timeout 1\ntopic a/# out\n%s", port, certs.bridgeTLS()))
+	edge.proc.WaitLine("broker.test")
+	out := edge.proc.Output()
+	for _, l := range edge.proc.Lines() {
+		if strings.Contains(l, "cannot connect") {
+			t.Log(l)
+			break
+		}
+	}
+	if !strings.Contains(out, "Bridge edge1: cannot connect to 127.0.0.1:") || !strings.Contains(out, "bridge_servername broker.test") {
+		t.Errorf("the failure is not explained with the option that fixes it:\n%s", out)
+	}
 }

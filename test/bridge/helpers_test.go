@@ -142,7 +142,13 @@ func waitConnected(n *node, subs, conns int) {
 // and a client certificate, made with mamori's own CA code.
 type testPKI struct {
 	ca, serverCert, serverKey, clientCert, clientKey string
+	// clientP12 is the client certificate, key and chain as a PKCS#12
+	// bundle with password p12Pass; namedCert/namedKey a server
+	// certificate valid for broker.test only (no IP address).
+	clientP12, namedCert, namedKey string
 }
+
+const p12Pass = "bundle-pass"
 
 func newPKI(t *testing.T) testPKI {
 	t.Helper()
@@ -160,16 +166,33 @@ func newPKI(t *testing.T) testPKI {
 	if err != nil {
 		t.Fatal(err)
 	}
+	named, err := ca.Issue(pki.IssueRequest{Kind: pki.ServerCert, CommonName: "broker.test", DNSNames: []string{"broker.test"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p12, _, err := ca.ExportPKCS12("edge-bridge", pki.ExportOptions{Password: p12Pass})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p12Path := filepath.Join(dir, "edge-bridge.p12")
+	if err := os.WriteFile(p12Path, p12, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	return testPKI{ca: ca.Path(pki.RootCertFile), serverCert: srv.CertFile, serverKey: srv.KeyFile,
-		clientCert: cli.CertFile, clientKey: cli.KeyFile}
+		clientCert: cli.CertFile, clientKey: cli.KeyFile, clientP12: p12Path, namedCert: named.CertFile, namedKey: named.KeyFile}
 }
 
 // tlsListener is the remote's TLS listener block (client certificate
-// required), on its own port; it returns the block and the port.
-func (p testPKI) tlsListener(t *testing.T) (string, int) {
+// required), on its own port; it returns the block and the port. named
+// serves the certificate valid for broker.test only.
+func (p testPKI) tlsListener(t *testing.T, named bool) (string, int) {
 	port := brokertest.FreePort(t, "127.0.0.1")
+	cert, key := p.serverCert, p.serverKey
+	if named {
+		cert, key = p.namedCert, p.namedKey
+	}
 	return fmt.Sprintf("listener %d 127.0.0.1\ncafile %s\ncertfile %s\nkeyfile %s\nrequire_certificate true\nuse_identity_as_username true\n",
-		port, p.ca, p.serverCert, p.serverKey), port
+		port, p.ca, cert, key), port
 }
 
 // bridgeTLS are the bridge lines that connect with TLS and the client
