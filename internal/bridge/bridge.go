@@ -23,8 +23,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -75,6 +77,7 @@ type message struct {
 	props   packet.Properties
 	id      uint16 // packet identifier once in flight
 	pubrel  bool   // QoS 2: PUBREC received, PUBREL sent
+	hash    uint64 // of the payload, for retained messages (see pendingRetained)
 }
 
 // Bridge is one running bridge.
@@ -100,6 +103,15 @@ type Bridge struct {
 	lastUse   time.Time
 	local     *client.Client
 	dropNoted bool
+	// fromRemoteRetained holds, by local topic, a hash of each retained
+	// message the remote sent us, so that the local broker's copy is not
+	// sent back to the remote on the next connection (see fromLocal).
+	fromRemoteRetained map[string]uint64
+	// pendingRetained holds, by remote topic, the payload hash of the last
+	// retained message queued or in flight, so the refresh on a new
+	// connection does not send the same retained message a second time.
+	pendingRetained map[string]uint64
+	seed            maphash.Seed
 
 	localReady chan struct{}
 	readyOnce  sync.Once
@@ -121,16 +133,19 @@ func New(o Options) (*Bridge, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	b := &Bridge{
-		cfg:        o.Config,
-		o:          o,
-		log:        o.Logger.With("bridge", o.Config.Name),
-		dial:       d,
-		ctx:        ctx,
-		cancel:     cancel,
-		wake:       make(chan struct{}, 1),
-		inQoS2:     map[uint16]bool{},
-		localReady: make(chan struct{}),
-		listener:   &broker.Listener{Name: "bridge " + o.Config.Name, Auth: trusted{}},
+		cfg:                o.Config,
+		o:                  o,
+		log:                o.Logger.With("bridge", o.Config.Name),
+		dial:               d,
+		ctx:                ctx,
+		cancel:             cancel,
+		wake:               make(chan struct{}, 1),
+		inQoS2:             map[uint16]bool{},
+		seed:               maphash.MakeSeed(),
+		fromRemoteRetained: map[string]uint64{},
+		pendingRetained:    map[string]uint64{},
+		localReady:         make(chan struct{}),
+		listener:           &broker.Listener{Name: "bridge " + o.Config.Name, Auth: trusted{}},
 	}
 	return b, nil
 }
@@ -278,7 +293,7 @@ func (b *Bridge) dialLocal() (*client.Client, error) {
 		return nil, err
 	}
 	if subs := b.localSubs(2); len(subs) > 0 {
-		if _, err := c.Subscribe(ctx, nil, subs...); err != nil {
+		if _, err := c.Subscribe(ctx, subID(liveSub), subs...); err != nil {
 			c.Close()
 			return nil, fmt.Errorf("subscribe: %w", err)
 		}
@@ -299,20 +314,40 @@ func (b *Bridge) localSubs(retainHandling byte) []packet.Subscription {
 	return subs
 }
 
+// Subscription identifiers of the local session: liveSub marks the
+// messages published while the bridge runs, refreshSub the retained
+// messages the local broker sends for refreshRetained.
+const (
+	liveSub    = 1
+	refreshSub = 2
+)
+
+// subID is SUBSCRIBE properties carrying one subscription identifier.
+func subID(id uint32) *packet.Properties {
+	var p packet.Properties
+	p.SubscriptionIDs = []uint32{id}
+	p.Set(packet.PropSubscriptionID)
+	return &p
+}
+
 // refreshRetained subscribes the out topics again with Retain Handling 0,
 // so the local broker sends its retained messages, which go to the remote
-// (Mosquitto sends them on every connection too).
+// (Mosquitto sends them on every connection too), then back to the live
+// subscription identifier.
 func (b *Bridge) refreshRetained() {
-	subs := b.localSubs(0)
 	b.mu.Lock()
 	lc := b.local
 	b.mu.Unlock()
-	if len(subs) == 0 || lc == nil {
+	if len(b.localSubs(0)) == 0 || lc == nil {
 		return
 	}
 	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
 	defer cancel()
-	if _, err := lc.Subscribe(ctx, nil, subs...); err != nil && b.ctx.Err() == nil {
+	_, err := lc.Subscribe(ctx, subID(refreshSub), b.localSubs(0)...)
+	if err == nil {
+		_, err = lc.Subscribe(ctx, subID(liveSub), b.localSubs(2)...)
+	}
+	if err != nil && b.ctx.Err() == nil {
 		b.log.Warn("Bridge " + b.cfg.Name + ": retained messages not refreshed: " + err.Error())
 	}
 }
@@ -326,6 +361,23 @@ func (b *Bridge) fromLocal(m *client.Message) {
 	}
 	msg := &message{topic: rt, payload: m.Payload, qos: min(tqos, m.QoS), retain: m.Retain && b.cfg.OutgoingRetain,
 		props: forwardable(&m.Props)}
+	if msg.retain {
+		msg.hash = maphash.Bytes(b.seed, m.Payload)
+	}
+	if m.Retain && slices.Contains(m.Props.SubscriptionIDs, refreshSub) {
+		// A refresh delivery. Not sent when the same retained message is
+		// already queued or in flight, nor when the remote itself sent
+		// it (through a both topic): sending that back could overwrite a
+		// newer value the remote has meanwhile. Mosquitto sends both.
+		h := maphash.Bytes(b.seed, m.Payload)
+		b.mu.Lock()
+		fromRemote, seen := b.fromRemoteRetained[m.Topic]
+		pending, queued := b.pendingRetained[rt]
+		b.mu.Unlock()
+		if seen && fromRemote == h || queued && pending == h {
+			return
+		}
+	}
 	b.enqueue(msg)
 }
 
@@ -353,11 +405,22 @@ func (b *Bridge) enqueue(msg *message) {
 		return
 	}
 	b.dropNoted = false
+	if msg.retain {
+		b.pendingRetained[msg.topic] = msg.hash
+	}
 	b.queue = append(b.queue, msg)
 	b.qbytes += len(msg.payload)
 	b.stats.Queued.Store(int64(len(b.queue) + len(b.inflight)))
 	b.mu.Unlock()
 	b.signal()
+}
+
+// sentOn forgets a retained message in pendingRetained once it has left
+// the bridge (acknowledged, or sent at QoS 0, or dropped). Called with mu.
+func (b *Bridge) sentOn(m *message) {
+	if m.retain && b.pendingRetained[m.topic] == m.hash {
+		delete(b.pendingRetained, m.topic)
+	}
 }
 
 // forwardable copies the properties of an application message that cross

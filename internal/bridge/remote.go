@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -537,12 +538,15 @@ func (b *Bridge) flush(r *remote) error {
 		m.qos = min(m.qos, r.maxQoS)
 		if r.maxPacket > 0 && b.publishPacket(r, m, false).Size(r.v) > r.maxPacket {
 			b.stats.Dropped.Add(1)
+			b.sentOn(m)
 			b.log.Warn(fmt.Sprintf("Bridge %s: dropping a message on %s: larger than the remote's maximum packet size %d", b.cfg.Name, m.topic, r.maxPacket))
 			continue
 		}
 		if m.qos > 0 {
 			m.id = b.nextIDLocked()
 			b.inflight = append(b.inflight, m)
+		} else {
+			b.sentOn(m)
 		}
 		out = append(out, m)
 	}
@@ -572,6 +576,7 @@ func (b *Bridge) complete(id uint16, kind packet.Type) bool {
 			return false
 		}
 		b.inflight = append(b.inflight[:i], b.inflight[i+1:]...)
+		b.sentOn(m)
 		b.stats.Queued.Store(int64(len(b.queue) + len(b.inflight)))
 		b.lastUse = time.Now()
 		return true
@@ -673,6 +678,7 @@ func (b *Bridge) complete2(id uint16) {
 	for i, m := range b.inflight {
 		if m.id == id {
 			b.inflight = append(b.inflight[:i], b.inflight[i+1:]...)
+			b.sentOn(m)
 			return
 		}
 	}
@@ -695,6 +701,15 @@ func (b *Bridge) fromRemote(r *remote, p *packet.Publish) error {
 		b.log.Debug(fmt.Sprintf("Bridge %s: message on %s matches no incoming topic; dropped", b.cfg.Name, p.Topic))
 	} else {
 		m := &client.Message{Topic: lt, Payload: append([]byte(nil), p.Payload...), QoS: p.QoS, Retain: p.Retain}
+		if p.Retain {
+			b.mu.Lock()
+			if len(p.Payload) == 0 {
+				delete(b.fromRemoteRetained, lt)
+			} else {
+				b.fromRemoteRetained[lt] = maphash.Bytes(b.seed, p.Payload)
+			}
+			b.mu.Unlock()
+		}
 		if r.v == packet.V5 {
 			m.Props = forwardable(&p.Props)
 			m.Props.User = append([]byte(nil), m.Props.User...)
