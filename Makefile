@@ -33,7 +33,7 @@ FUZZ_TARGETS = \
 	internal/auth:FuzzParsePasswordFile internal/auth:FuzzParseACL \
 	internal/auth:FuzzParsePSKFile internal/auth:FuzzCertUsername \
 	internal/pki:FuzzKeyMaterial internal/client:FuzzReadPath \
-	internal/broker:FuzzSession \
+	internal/broker:FuzzSession internal/bridge:FuzzRemote \
 	internal/cli/clientflags:FuzzFormat
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \

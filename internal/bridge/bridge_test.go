@@ -19,7 +19,7 @@ const wait = 20 * time.Second
 
 // localBroker runs an in-process broker for the bridge's local side and
 // returns it with the address its clients dial.
-func localBroker(t *testing.T) (*broker.Broker, string) {
+func localBroker(t testing.TB) (*broker.Broker, string) {
 	t.Helper()
 	o := broker.DefaultOptions()
 	o.SysInterval, o.ConnectionMessages, o.TrimMemory = 0, false, false
@@ -45,11 +45,11 @@ func localBroker(t *testing.T) (*broker.Broker, string) {
 
 // fakeRemote is a listener playing the remote broker packet by packet.
 type fakeRemote struct {
-	t  *testing.T
+	t  testing.TB
 	ln *net.TCPListener
 }
 
-func newFakeRemote(t *testing.T) *fakeRemote {
+func newFakeRemote(t testing.TB) *fakeRemote {
 	t.Helper()
 	ln, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
@@ -89,7 +89,7 @@ func (f *fakeRemote) pending() bool {
 }
 
 // expect reads the next packet, which must be a T.
-func expect[T packet.Packet](t *testing.T, r *client.Raw) T {
+func expect[T packet.Packet](t testing.TB, r *client.Raw) T {
 	t.Helper()
 	p, err := r.Next(wait)
 	if err != nil {
@@ -105,7 +105,7 @@ func expect[T packet.Packet](t *testing.T, r *client.Raw) T {
 
 // newBridge starts a bridge from cfg, its defaults filled as the parser
 // would, to remote, on the local broker lb.
-func newBridge(t *testing.T, lb *broker.Broker, cfg config.Bridge, o Options) *Bridge {
+func newBridge(t testing.TB, lb *broker.Broker, cfg config.Bridge, o Options) *Bridge {
 	t.Helper()
 	if cfg.ProtocolVersion == 0 {
 		cfg.ProtocolVersion = 4

@@ -19,6 +19,7 @@ import (
 	"github.com/mamori-mqtt/mamori/internal/config"
 	"github.com/mamori-mqtt/mamori/internal/packet"
 	"github.com/mamori-mqtt/mamori/internal/tlsprobe"
+	"github.com/mamori-mqtt/mamori/internal/topic"
 )
 
 // primaryRetry is how often a bridge connected to a secondary address
@@ -697,6 +698,12 @@ func (b *Bridge) fromRemote(r *remote, p *packet.Publish) error {
 	}
 	b.stats.MessagesIn.Add(1)
 	lt, _, ok := inbound(b.cfg.Topics, string(p.Topic))
+	if ok && topic.ValidName(lt) != nil {
+		// A remote must not send this; publishing it would cost the local
+		// session its connection.
+		b.log.Warn(fmt.Sprintf("Bridge %s: the remote sent an invalid topic name %q; dropped", b.cfg.Name, p.Topic))
+		ok = false
+	}
 	if !ok {
 		b.log.Debug(fmt.Sprintf("Bridge %s: message on %s matches no incoming topic; dropped", b.cfg.Name, p.Topic))
 	} else {
