@@ -476,3 +476,28 @@ func TestRetainedOnceAfterStart(t *testing.T) {
 		t.Fatalf("got %T %+v, want PINGRESP (the retained message twice?)", got, got)
 	}
 }
+
+// TestMaxPacketSize: a message larger than bridge_max_packet_size is
+// dropped and counted, the next one goes through.
+func TestMaxPacketSize(t *testing.T) {
+	lb, addr := localBroker(t)
+	rem := newFakeRemote(t)
+	cfg := config.Bridge{Name: "edge", Addresses: []config.BridgeAddress{rem.address()}, MaxPacketSize: 64,
+		Topics: []config.BridgeTopic{{Pattern: "s/#", Direction: config.BridgeOut, QoS: 1}}}
+	b := newBridge(t, lb, cfg, Options{})
+	r, _ := rem.accept(packet.V311)
+	if err := r.Send(&packet.Connack{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a connection", func() bool { return b.Stats().Connected.Load() })
+	p := publisher(t, addr)
+	publish(t, p, "s/big", string(make([]byte, 100)), 1)
+	publish(t, p, "s/small", "ok", 1)
+	pub := expect[*packet.Publish](t, r)
+	if string(pub.Topic) != "s/small" {
+		t.Fatalf("got %q, want s/small (s/big is over the limit)", pub.Topic)
+	}
+	if got := b.Stats().Dropped.Load(); got != 1 {
+		t.Errorf("dropped %d, want 1", got)
+	}
+}

@@ -585,6 +585,9 @@ func (p *parser) endBridge() {
 	if b.NotificationTopic == "" {
 		b.NotificationTopic = "$SYS/broker/connection/" + b.RemoteClientID + "/state"
 	}
+	if b.ProtocolVersion == 5 && !b.CleanSession {
+		p.warn(ln, "bridge %q: an MQTT 5 bridge with cleansession false asks for no session expiry, as Mosquitto 2.0 does, so the remote drops its session (and what it queued) when the connection drops; use bridge_protocol_version mqttv311 to keep the remote session", b.Name)
+	}
 	if b.RemotePassword != nil && b.RemoteUsername == nil {
 		p.errorf(ln, "bridge %q: remote_password is set without remote_username", b.Name)
 	}
