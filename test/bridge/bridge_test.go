@@ -103,6 +103,7 @@ func TestBridgePairs(t *testing.T) {
 				{remoteBoth, "both/a from-edge"}, {remoteBoth, "both/b from-remote"}, {remoteBoth, "both/m1 marker"},
 				{edgeBoth, "both/a from-edge"}, {edgeBoth, "both/b from-remote"}, {edgeBoth, "both/m2 marker"},
 			} {
+				c.p.WaitLine(c.line) // local deliveries too, before counting
 				if n := countStdout(c.p, c.line); n != 1 {
 					t.Errorf("%s received %q %d times, want once (a loop?)\n%s", c.p.Name(), c.line, n, c.p.Stdout())
 				}
