@@ -53,6 +53,10 @@ type Options struct {
 	// QueueQoS0 keeps QoS 0 messages while the remote is down
 	// (queue_qos0_messages); otherwise they are dropped, as in Mosquitto.
 	QueueQoS0 bool
+
+	// primaryRetry replaces the 5 s between checks of the main address
+	// (tests).
+	primaryRetry time.Duration
 }
 
 // Stats are a bridge's counters, read by $SYS and the metrics endpoint.

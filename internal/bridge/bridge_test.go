@@ -501,3 +501,51 @@ func TestMaxPacketSize(t *testing.T) {
 		t.Errorf("dropped %d, want 1", got)
 	}
 }
+
+// TestPrimaryReturn: without round_robin, a bridge on a secondary address
+// goes back to the first one as soon as it accepts connections again.
+func TestPrimaryReturn(t *testing.T) {
+	lb, _ := localBroker(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	primaryAddr := ln.Addr().String()
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	secondary := newFakeRemote(t)
+	cfg := config.Bridge{Name: "edge", Addresses: []config.BridgeAddress{{Host: "127.0.0.1", Port: port}, secondary.address()},
+		Topics: []config.BridgeTopic{{Pattern: "p/#", Direction: config.BridgeOut}}}
+	newBridge(t, lb, cfg, Options{primaryRetry: 20 * time.Millisecond})
+	r, _ := secondary.accept(packet.V311)
+	if err := r.Send(&packet.Connack{}); err != nil {
+		t.Fatal(err)
+	}
+	pl, err := net.Listen("tcp", primaryAddr)
+	if err != nil {
+		t.Skipf("the primary's port was taken meanwhile: %v", err)
+	}
+	primary := &fakeRemote{t: t, ln: pl.(*net.TCPListener)}
+	t.Cleanup(func() { pl.Close() })
+	// The probe's own connection comes first and is closed at once; then
+	// the bridge leaves the secondary and connects.
+	expect[*packet.Disconnect](t, r)
+	for {
+		_ = primary.ln.SetDeadline(time.Now().Add(wait))
+		conn, err := primary.ln.Accept()
+		if err != nil {
+			t.Fatalf("the bridge did not come back to the main address: %v", err)
+		}
+		raw := client.NewRaw(conn, packet.V311)
+		p, err := raw.Next(wait)
+		if err != nil { // the probe
+			conn.Close()
+			continue
+		}
+		if _, ok := p.(*packet.Connect); !ok {
+			t.Fatalf("got %T on the main address, want CONNECT", p)
+		}
+		conn.Close()
+		return
+	}
+}

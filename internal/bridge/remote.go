@@ -455,7 +455,11 @@ func (b *Bridge) serve(r *remote, rd *packet.Reader, addrIndex int) error {
 // watchPrimary signals primary once the first address accepts a TCP
 // connection again.
 func (b *Bridge) watchPrimary(primary chan<- struct{}, stop <-chan struct{}) {
-	t := time.NewTicker(primaryRetry)
+	every := b.o.primaryRetry
+	if every <= 0 {
+		every = primaryRetry
+	}
+	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {
@@ -465,7 +469,7 @@ func (b *Bridge) watchPrimary(primary chan<- struct{}, stop <-chan struct{}) {
 			return
 		case <-t.C:
 		}
-		d := net.Dialer{Timeout: primaryRetry}
+		d := net.Dialer{Timeout: every}
 		if conn, err := d.DialContext(b.ctx, "tcp", b.cfg.Addresses[0].String()); err == nil {
 			conn.Close()
 			close(primary)
