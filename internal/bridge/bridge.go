@@ -393,6 +393,8 @@ func (b *Bridge) enqueue(msg *message) {
 	switch {
 	case msg.qos == 0 && b.cur == nil && !b.o.QueueQoS0:
 		why = "QoS 0 message while the remote is not connected"
+	case b.cur == nil && b.keepsNothing():
+		why = "local_cleansession is true, so nothing is kept while the remote is not connected"
 	case b.o.MaxQueued > 0 && len(b.queue) >= b.o.MaxQueued:
 		why = fmt.Sprintf("queue full (max_queued_messages %d)", b.o.MaxQueued)
 	case b.o.MaxQueuedBytes > 0 && b.qbytes+len(msg.payload) > b.o.MaxQueuedBytes:
@@ -417,6 +419,30 @@ func (b *Bridge) enqueue(msg *message) {
 	b.stats.Queued.Store(int64(len(b.queue) + len(b.inflight)))
 	b.mu.Unlock()
 	b.signal()
+}
+
+// keepsNothing reports whether messages for a disconnected remote are
+// dropped: with local_cleansession true the bridge's local session is a
+// clean one, which Mosquitto does not queue for while the bridge is down.
+// A lazy bridge queues anyway: queued messages are what starts it.
+func (b *Bridge) keepsNothing() bool {
+	return b.cfg.LocalCleanSession && b.cfg.StartType != config.StartLazy
+}
+
+// dropQueue empties the queue (not what is in flight, which completes on
+// the next connection) when the connection ends and keepsNothing.
+func (b *Bridge) dropQueue() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.keepsNothing() || len(b.queue) == 0 {
+		return
+	}
+	b.stats.Dropped.Add(int64(len(b.queue)))
+	for _, m := range b.queue {
+		b.sentOn(m)
+	}
+	b.queue, b.qbytes = nil, 0
+	b.stats.Queued.Store(int64(len(b.inflight)))
 }
 
 // sentOn forgets a retained message in pendingRetained once it has left

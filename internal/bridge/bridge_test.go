@@ -549,3 +549,27 @@ func TestPrimaryReturn(t *testing.T) {
 		return
 	}
 }
+
+// TestLocalCleanSession: with local_cleansession true, as in Mosquitto,
+// messages published while the remote is not connected are not kept
+// (06-bridge-clean-session's "not queued A->B" cases).
+func TestLocalCleanSession(t *testing.T) {
+	lb, addr := localBroker(t)
+	rem := newFakeRemote(t)
+	cfg := config.Bridge{Name: "edge", Addresses: []config.BridgeAddress{rem.address()}, CleanSession: true, LocalCleanSession: true,
+		Topics: []config.BridgeTopic{{Pattern: "c/#", Direction: config.BridgeOut, QoS: 1}}}
+	b := newBridge(t, lb, cfg, Options{})
+	p := publisher(t, addr)
+	publish(t, p, "c/while-down", "m", 1)
+	waitFor(t, "a dropped message", func() bool { return b.Stats().Dropped.Load() == 1 })
+	r, _ := rem.accept(packet.V311)
+	if err := r.Send(&packet.Connack{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a connection", func() bool { return b.Stats().Connected.Load() })
+	publish(t, p, "c/after", "m", 1)
+	pub := expect[*packet.Publish](t, r)
+	if string(pub.Topic) != "c/after" {
+		t.Fatalf("got %q, want only c/after", pub.Topic)
+	}
+}

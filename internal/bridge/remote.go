@@ -138,11 +138,10 @@ func (b *Bridge) connectAndServe(i int) (connected bool, err error) {
 		}
 		return false, err
 	}
-	b.stats.Connected.Store(true)
 	b.stats.Connects.Add(1)
-	b.log.Info(fmt.Sprintf("Bridge %s connected to %s", c.Name, addr))
 	err = b.serve(r, rd, i)
 	b.stats.Connected.Store(false)
+	b.dropQueue()
 	if b.ctx.Err() == nil {
 		b.log.Warn(fmt.Sprintf("Bridge %s disconnected from %s: %v", c.Name, addr, err))
 		if c.Notifications {
@@ -231,6 +230,9 @@ func (b *Bridge) serve(r *remote, rd *packet.Reader, addrIndex int) error {
 	b.cur = r
 	b.lastUse = time.Now()
 	b.mu.Unlock()
+	// Connected from the moment messages are taken for this connection.
+	b.stats.Connected.Store(true)
+	b.log.Info(fmt.Sprintf("Bridge %s connected to %s", c.Name, c.Addresses[addrIndex]))
 	defer func() {
 		b.mu.Lock()
 		b.cur = nil
