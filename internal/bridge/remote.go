@@ -14,6 +14,7 @@ import (
 	"github.com/mamori-mqtt/mamori/internal/client"
 	"github.com/mamori-mqtt/mamori/internal/config"
 	"github.com/mamori-mqtt/mamori/internal/packet"
+	"github.com/mamori-mqtt/mamori/internal/tlsprobe"
 	"github.com/mamori-mqtt/mamori/internal/topic"
 )
 
@@ -130,12 +131,29 @@ func (b *Bridge) connectAndServe(i int) (connected bool, err error) {
 		}
 		return false, err
 	}
+	var first *firstBytes
+	if b.dial.tls == nil {
+		first = &firstBytes{Conn: conn}
+		conn = first
+	}
 	r, rd, err := b.handshake(conn)
 	if err != nil {
 		conn.Close()
-		if b.ctx.Err() == nil {
-			b.log.Error(fmt.Sprintf("Bridge %s: %s refused the connection: %v", c.Name, addr, err))
+		if b.ctx.Err() != nil {
+			return false, err
 		}
+		if first != nil {
+			// A plain bridge to a TLS port gets no CONNACK: say so.
+			ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
+			msg, ok := tlsprobe.ExplainPlainFailure(ctx, errors.Unwrap(err), first.b, addr.String())
+			cancel()
+			if ok {
+				err = errors.New(flagsToOptions.Replace(msg))
+				b.log.Error(fmt.Sprintf("Bridge %s: cannot connect to %s: %v", c.Name, addr, err))
+				return false, err
+			}
+		}
+		b.log.Error(fmt.Sprintf("Bridge %s: %s refused the connection: %v", c.Name, addr, err))
 		return false, err
 	}
 	b.stats.Connects.Add(1)
@@ -149,6 +167,21 @@ func (b *Bridge) connectAndServe(i int) (connected bool, err error) {
 		}
 	}
 	return true, err
+}
+
+// firstBytes keeps the first bytes a plain connection reads, for
+// ExplainPlainFailure (a TLS server answers CONNECT with a TLS record).
+type firstBytes struct {
+	net.Conn
+	b []byte
+}
+
+func (f *firstBytes) Read(p []byte) (int, error) {
+	n, err := f.Conn.Read(p)
+	if len(f.b) < 8 {
+		f.b = append(f.b, p[:min(n, 8-len(f.b))]...)
+	}
+	return n, err
 }
 
 // handshake sends CONNECT as Mosquitto's bridge does and reads CONNACK.

@@ -65,3 +65,18 @@ func TestBridgeReload(t *testing.T) {
 	pub(t, edge, "-q", "1", "-t", "r/1", "-m", "still")
 	s.WaitLine("r/1 still")
 }
+
+// TestPlainBridgeToTLSPortExplained: a bridge without bridge_cafile
+// pointed at a TLS port is told that the port speaks TLS and which option
+// to add.
+func TestPlainBridgeToTLSPortExplained(t *testing.T) {
+	certs := newPKI(t)
+	block, port := certs.tlsListener(t, false)
+	startNode(t, mamori, "allow_anonymous true\n"+block)
+	edge := startNode(t, mamori, "allow_anonymous true\n"+
+		fmt.Sprintf("connection edge1\naddress 127.0.0.1:%d\nrestart_timeout 1\ntopic a/# out\n", port))
+	edge.proc.WaitLine("speaks TLS")
+	if !strings.Contains(edge.proc.Output(), "add bridge_cafile") {
+		t.Errorf("no advice to add bridge_cafile:\n%s", edge.proc.Output())
+	}
+}
