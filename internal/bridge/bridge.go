@@ -139,7 +139,7 @@ func New(o Options) (*Bridge, error) {
 	b := &Bridge{
 		cfg:                o.Config,
 		o:                  o,
-		log:                o.Logger.With("bridge", o.Config.Name),
+		log:                o.Logger, // every line names the bridge, as Mosquitto's do
 		dial:               d,
 		ctx:                ctx,
 		cancel:             cancel,

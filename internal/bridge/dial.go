@@ -24,15 +24,18 @@ type dialer struct {
 
 // logWriter turns tlsprobe's warnings (e.g. a CN-only certificate) into
 // log lines.
-type logWriter struct{ log *slog.Logger }
+type logWriter struct {
+	log  *slog.Logger
+	name string
+}
 
 func (w logWriter) Write(p []byte) (int, error) {
-	w.log.Warn(strings.TrimSpace(string(p)))
+	w.log.Warn("Bridge " + w.name + ": " + strings.TrimSpace(string(p)))
 	return len(p), nil
 }
 
 func newDialer(c *config.Bridge, log *slog.Logger) (dialer, error) {
-	d := dialer{bind: c.BindAddress, warn: logWriter{log}}
+	d := dialer{bind: c.BindAddress, warn: logWriter{log, c.Name}}
 	t := &c.TLS
 	if !t.Enabled() {
 		return d, nil
