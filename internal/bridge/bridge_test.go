@@ -573,3 +573,26 @@ func TestLocalCleanSession(t *testing.T) {
 		t.Fatalf("got %q, want only c/after", pub.Topic)
 	}
 }
+
+// TestKeepAlive: the bridge pings a quiet remote after keepalive_interval
+// and, with no answer within 1.5 times that, drops the connection and
+// connects again.
+func TestKeepAlive(t *testing.T) {
+	lb, _ := localBroker(t)
+	rem := newFakeRemote(t)
+	cfg := config.Bridge{Name: "edge", Addresses: []config.BridgeAddress{rem.address()}, Keepalive: time.Second,
+		Topics: []config.BridgeTopic{{Pattern: "k/#", Direction: config.BridgeOut}}}
+	newBridge(t, lb, cfg, Options{})
+	r, c := rem.accept(packet.V311)
+	if c.KeepAlive != 1 {
+		t.Fatalf("keep alive %d, want 1", c.KeepAlive)
+	}
+	if err := r.Send(&packet.Connack{}); err != nil {
+		t.Fatal(err)
+	}
+	expect[packet.Pingreq](t, r) // not answered
+	if p, err := r.Next(wait); err == nil {
+		t.Fatalf("got %T, want the connection closed", p)
+	}
+	rem.accept(packet.V311)
+}

@@ -37,6 +37,7 @@ type remote struct {
 	maxPacket int  // 0: no limit
 	retainOK  bool // the remote accepts retained messages (MQTT 5 Retain Available)
 	maxQoS    byte
+	keepalive time.Duration // keepalive_interval, or the MQTT 5 Server Keep Alive; 0: none
 
 	wmu      sync.Mutex
 	wbuf     []byte
@@ -212,7 +213,8 @@ func (b *Bridge) handshake(conn net.Conn) (*remote, *packet.Reader, error) {
 			cp.PasswordFlag, cp.Password = true, []byte(*c.RemotePassword)
 		}
 	}
-	r := &remote{conn: conn, v: v, window: b.o.MaxInflight, retainOK: true, maxQoS: 2, maxPacket: c.MaxPacketSize}
+	r := &remote{conn: conn, v: v, window: b.o.MaxInflight, retainOK: true, maxQoS: 2, maxPacket: c.MaxPacketSize,
+		keepalive: c.Keepalive}
 	if err := r.write(cp); err != nil {
 		return nil, nil, err
 	}
@@ -249,6 +251,9 @@ func (b *Bridge) handshake(conn net.Conn) (*remote, *packet.Reader, error) {
 		}
 		if p.Present(packet.PropMaximumQoS) {
 			r.maxQoS = p.MaximumQoS
+		}
+		if p.Present(packet.PropServerKeepAlive) {
+			r.keepalive = time.Duration(p.ServerKeepAlive) * time.Second // [MQTT-3.2.2-21]
 		}
 	}
 	r.lastRecv.Store(time.Now().UnixNano())
@@ -330,7 +335,7 @@ func (b *Bridge) serve(r *remote, rd *packet.Reader, addrIndex int) error {
 	}
 	b.refreshRetained()
 
-	tick := time.NewTicker(min(c.Keepalive/2, time.Second))
+	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	var primary chan struct{}
 	if !c.RoundRobin && addrIndex != 0 {
@@ -360,10 +365,10 @@ func (b *Bridge) serve(r *remote, rd *packet.Reader, addrIndex int) error {
 			return fail(errClosing)
 		case <-tick.C:
 			now := time.Now()
-			if now.Sub(time.Unix(0, r.lastRecv.Load())) > c.Keepalive*3/2 {
+			if r.keepalive > 0 && now.Sub(time.Unix(0, r.lastRecv.Load())) > r.keepalive*3/2 {
 				return fail(errKeepalive)
 			}
-			if now.Sub(time.Unix(0, r.lastSend.Load())) >= c.Keepalive {
+			if r.keepalive > 0 && now.Sub(time.Unix(0, r.lastSend.Load())) >= r.keepalive {
 				if err := r.write(packet.Pingreq{}); err != nil {
 					return fail(err)
 				}
