@@ -23,14 +23,18 @@ func TestBridgePairs(t *testing.T) {
 		// mamori's own bridge options: a PKCS#12 client certificate, and
 		// bridge_servername with a certificate that has no IP address.
 		p12, servername bool
+		v5              bool // bridge_protocol_version mqttv50 (loops prevented by No Local)
 	}{
-		{mamori, mamori, false, false, false},
-		{mamori, mamori, true, false, false},
-		{mamori, mamori, true, true, true},
-		{mamori, mosquitto, false, false, false},
-		{mamori, mosquitto, true, false, false},
-		{mosquitto, mamori, false, false, false},
-		{mosquitto, mamori, true, false, false},
+		{mamori, mamori, false, false, false, false},
+		{mamori, mamori, true, false, false, false},
+		{mamori, mamori, true, true, true, false},
+		{mamori, mamori, false, false, false, true},
+		{mamori, mosquitto, false, false, false, false},
+		{mamori, mosquitto, true, false, false, false},
+		{mamori, mosquitto, false, false, false, true},
+		{mosquitto, mamori, false, false, false, false},
+		{mosquitto, mamori, true, false, false, false},
+		{mosquitto, mamori, false, false, false, true},
 	}
 	for _, tc := range cases {
 		name := fmt.Sprintf("%s_to_%s", tc.edge, tc.remote)
@@ -40,10 +44,17 @@ func TestBridgePairs(t *testing.T) {
 		if tc.p12 {
 			name += "_p12_servername"
 		}
+		if tc.v5 {
+			name += "_mqttv50"
+		}
 		t.Run(name, func(t *testing.T) {
 			remoteConf := "allow_anonymous true\n"
+			extraV5 := ""
 			var certs testPKI
 			tlsPort := 0
+			if tc.v5 {
+				extraV5 = "bridge_protocol_version mqttv50"
+			}
 			if tc.tls {
 				certs = newPKI(t)
 				var block string
@@ -56,6 +67,7 @@ func TestBridgePairs(t *testing.T) {
 				`topic sensors/# out 1 "" edge1/`,
 				`topic cmd/# in 1 "" edge1/`,
 				"topic both/# both 1",
+				extraV5,
 			}
 			switch {
 			case tc.p12:
