@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -595,4 +596,16 @@ func TestKeepAlive(t *testing.T) {
 		t.Fatalf("got %T, want the connection closed", p)
 	}
 	rem.accept(packet.V311)
+}
+
+// TestNewNamesTheBadFile: a bridge CA that cannot be read stops the start
+// with the option's file:line, in bridge option names.
+func TestNewNamesTheBadFile(t *testing.T) {
+	lb, _ := localBroker(t)
+	cfg := &config.Bridge{Name: "edge", Addresses: []config.BridgeAddress{{Host: "127.0.0.1", Port: 1}},
+		TLS: config.BridgeTLS{CAFile: config.File{Path: "/nonexistent/ca.crt", Pos: config.Pos{File: "m.conf", Line: 7, Col: 1}}}}
+	_, err := New(Options{Config: cfg, Broker: lb})
+	if err == nil || !strings.HasPrefix(err.Error(), "m.conf:7: bridge edge: bridge_cafile /nonexistent/ca.crt") {
+		t.Fatalf("error %v", err)
+	}
 }

@@ -63,7 +63,7 @@ func newDialer(c *config.Bridge, log *slog.Logger) (dialer, error) {
 				pos = f.Pos
 			}
 		}
-		return d, fmt.Errorf("%s: bridge %s: %w", pos, c.Name, err)
+		return d, fmt.Errorf("%s: bridge %s: %s", pos, c.Name, flagsToOptions.Replace(err.Error()))
 	}
 	d.tls = o
 	return d, nil
