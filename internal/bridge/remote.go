@@ -589,7 +589,7 @@ func (b *Bridge) handleAck(r *remote, a *packet.Ack) error {
 	case packet.PUBREC:
 		if a.Code.IsError() {
 			// MQTT 5: the remote refused the message; nothing follows.
-			b.complete2(a.PacketID)
+			b.dropRefused(a.PacketID)
 			b.signal()
 			return nil
 		}
@@ -610,8 +610,8 @@ func (b *Bridge) handleAck(r *remote, a *packet.Ack) error {
 	return nil
 }
 
-// complete2 drops a QoS 2 message the remote refused.
-func (b *Bridge) complete2(id uint16) {
+// dropRefused drops a QoS 2 message the remote refused.
+func (b *Bridge) dropRefused(id uint16) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for i, m := range b.inflight {
