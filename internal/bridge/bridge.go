@@ -97,13 +97,17 @@ type Bridge struct {
 	wg     sync.WaitGroup
 	wake   chan struct{} // queue or window changed
 
-	mu        sync.Mutex
-	queue     []*message
-	qbytes    int
-	inflight  []*message
-	inQoS2    map[uint16]bool // QoS 2 ids received from the remote, PUBREL pending
-	lastID    uint16
-	cur       *remote // nil while disconnected
+	mu       sync.Mutex
+	queue    []*message
+	qbytes   int
+	inflight []*message
+	inQoS2   map[uint16]bool // QoS 2 ids received from the remote, PUBREL pending
+	lastID   uint16
+	cur      *remote // nil while disconnected
+	// linkUp is true from the TCP connection on, CONNACK not yet read: as
+	// in Mosquitto, a message that arrives then is sent after CONNACK, not
+	// dropped as if the remote were down.
+	linkUp    bool
 	lastUse   time.Time
 	local     *client.Client
 	dropNoted bool
@@ -391,9 +395,9 @@ func (b *Bridge) enqueue(msg *message) {
 	b.lastUse = time.Now()
 	why := ""
 	switch {
-	case msg.qos == 0 && b.cur == nil && !b.o.QueueQoS0:
+	case msg.qos == 0 && !b.linkUp && !b.o.QueueQoS0:
 		why = "QoS 0 message while the remote is not connected"
-	case b.cur == nil && b.keepsNothing():
+	case !b.linkUp && b.keepsNothing():
 		why = "local_cleansession is true, so nothing is kept while the remote is not connected"
 	case b.o.MaxQueued > 0 && len(b.queue) >= b.o.MaxQueued:
 		why = fmt.Sprintf("queue full (max_queued_messages %d)", b.o.MaxQueued)

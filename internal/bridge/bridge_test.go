@@ -556,13 +556,26 @@ func TestPrimaryReturn(t *testing.T) {
 // (06-bridge-clean-session's "not queued A->B" cases).
 func TestLocalCleanSession(t *testing.T) {
 	lb, addr := localBroker(t)
-	rem := newFakeRemote(t)
-	cfg := config.Bridge{Name: "edge", Addresses: []config.BridgeAddress{rem.address()}, CleanSession: true, LocalCleanSession: true,
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	remoteAddr := ln.Addr().String()
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close() // the remote is down: connections are refused
+	cfg := config.Bridge{Name: "edge", Addresses: []config.BridgeAddress{{Host: "127.0.0.1", Port: port}},
+		CleanSession: true, LocalCleanSession: true,
 		Topics: []config.BridgeTopic{{Pattern: "c/#", Direction: config.BridgeOut, QoS: 1}}}
 	b := newBridge(t, lb, cfg, Options{})
 	p := publisher(t, addr)
 	publish(t, p, "c/while-down", "m", 1)
 	waitFor(t, "a dropped message", func() bool { return b.Stats().Dropped.Load() == 1 })
+	l2, err := net.Listen("tcp", remoteAddr)
+	if err != nil {
+		t.Skipf("the remote's port was taken meanwhile: %v", err)
+	}
+	rem := &fakeRemote{t: t, ln: l2.(*net.TCPListener)}
+	t.Cleanup(func() { l2.Close() })
 	r, _ := rem.accept(packet.V311)
 	if err := r.Send(&packet.Connack{}); err != nil {
 		t.Fatal(err)
@@ -607,5 +620,26 @@ func TestNewNamesTheBadFile(t *testing.T) {
 	_, err := New(Options{Config: cfg, Broker: lb})
 	if err == nil || !strings.HasPrefix(err.Error(), "m.conf:7: bridge edge: bridge_cafile /nonexistent/ca.crt") {
 		t.Fatalf("error %v", err)
+	}
+}
+
+// TestQoS0DuringHandshake: a QoS 0 message that arrives while the bridge
+// waits for CONNACK is sent after it, as Mosquitto does
+// (06-bridge-br2b-remapping publishes right after its CONNACK).
+func TestQoS0DuringHandshake(t *testing.T) {
+	lb, addr := localBroker(t)
+	rem := newFakeRemote(t)
+	cfg := config.Bridge{Name: "edge", Addresses: []config.BridgeAddress{rem.address()},
+		Topics: []config.BridgeTopic{{Pattern: "z/#", Direction: config.BridgeOut}}}
+	b := newBridge(t, lb, cfg, Options{})
+	r, _ := rem.accept(packet.V311)
+	p := publisher(t, addr)
+	publish(t, p, "z/early", "m", 0)
+	waitFor(t, "the message queued", func() bool { return b.Stats().Queued.Load() == 1 })
+	if err := r.Send(&packet.Connack{}); err != nil {
+		t.Fatal(err)
+	}
+	if pub := expect[*packet.Publish](t, r); string(pub.Topic) != "z/early" {
+		t.Fatalf("got %q, want z/early", pub.Topic)
 	}
 }

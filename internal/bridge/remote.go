@@ -132,6 +132,8 @@ func (b *Bridge) connectAndServe(i int) (connected bool, err error) {
 		}
 		return false, err
 	}
+	b.setLinkUp(true)
+	defer b.setLinkUp(false)
 	var first *firstBytes
 	if b.dial.tls == nil {
 		first = &firstBytes{Conn: conn}
@@ -168,6 +170,31 @@ func (b *Bridge) connectAndServe(i int) (connected bool, err error) {
 		}
 	}
 	return true, err
+}
+
+// setLinkUp records whether a connection to the remote exists; when it
+// ends, QoS 0 messages that came in meanwhile are not kept (unless
+// queue_qos0_messages), as for a remote that is down.
+func (b *Bridge) setLinkUp(up bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.linkUp = up
+	if up || b.o.QueueQoS0 {
+		return
+	}
+	kept := b.queue[:0]
+	for _, m := range b.queue {
+		if m.qos > 0 {
+			kept = append(kept, m)
+			continue
+		}
+		b.qbytes -= len(m.payload)
+		b.stats.Dropped.Add(1)
+		b.sentOn(m)
+	}
+	clear(b.queue[len(kept):])
+	b.queue = kept
+	b.stats.Queued.Store(int64(len(b.queue) + len(b.inflight)))
 }
 
 // firstBytes keeps the first bytes a plain connection reads, for
