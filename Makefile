@@ -34,6 +34,7 @@ FUZZ_TARGETS = \
 	internal/auth:FuzzParsePSKFile internal/auth:FuzzCertUsername \
 	internal/pki:FuzzKeyMaterial internal/client:FuzzReadPath \
 	internal/broker:FuzzSession internal/store/mosqdb:FuzzMosqDB \
+	internal/bridge:FuzzRemote \
 	internal/cli/clientflags:FuzzFormat \
 	internal/tlspsk:FuzzClientHello internal/tlspsk:FuzzServerHello \
 	internal/tlspsk:FuzzEncryptedExtensions internal/tlspsk:FuzzKeyExchange \

@@ -47,6 +47,7 @@ type conn struct {
 	version       packet.Version
 	maxQoS        byte
 	problemInfo   bool // client's Request Problem Information
+	isBridge      bool // CONNECT carried Mosquitto's bridge bit (try_private)
 
 	// Owned by the read loop.
 	aliasIn map[uint16]string
@@ -287,6 +288,7 @@ func (c *conn) handleConnect(body []byte) error {
 	var p packet.Connect
 	err := p.Decode(body)
 	c.version = p.Version
+	c.isBridge = p.Bridge
 	if err != nil {
 		known := string(p.ProtocolName) == "MQTT" || string(p.ProtocolName) == "MQIsdp"
 		if packet.CodeOf(err) == packet.ErrUnsupportedVersion && known {
@@ -498,7 +500,11 @@ func (c *conn) handleConnect(body []byte) error {
 	c.b.stats.TotalConnects.Add(1)
 	c.b.stats.Connections.Add(1)
 	if c.b.o().ConnectionMessages {
-		msg := fmt.Sprintf("New client connected from %s as %s (p%d, c%d, k%d%s).",
+		kind := "client"
+		if c.isBridge {
+			kind = "bridge"
+		}
+		msg := fmt.Sprintf("New %s connected from %s as %s (p%d, c%d, k%d%s).", kind,
 			hostOf(c.nc.RemoteAddr()), c.info.ClientID, p.Version, b2i(p.CleanStart), p.KeepAlive, userSuffix(&c.info))
 		if cs, ok := c.nc.(interface{ ConnectionState() tls.ConnectionState }); ok {
 			st := cs.ConnectionState()

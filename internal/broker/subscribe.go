@@ -34,6 +34,12 @@ func (c *conn) onSubscribe(p *packet.Subscribe) error {
 		if shared && sub.NoLocal {
 			return packet.ErrProtocol.With("no local on a shared subscription") // [MQTT-3.8.3-4]
 		}
+		if c.isBridge && c.version != packet.V5 && !shared {
+			// A Mosquitto bridge (try_private) gets its own messages not
+			// echoed back and retain flags as published, as Mosquitto
+			// gives it; MQTT 5 bridges ask for both themselves.
+			sub.NoLocal, sub.RetainAsPublished = true, true
+		}
 		full := c.l.MountPoint + inner
 		if len(full) > topic.MaxLen {
 			codes[i] = c.failCode(packet.ErrTopicFilterInvalid) // no topic that long can be sent

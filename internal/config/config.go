@@ -50,6 +50,9 @@ type Config struct {
 	// written, then the default listener if one is configured.
 	Listeners []*Listener
 
+	// Bridges are the `connection` blocks, in file order.
+	Bridges []*Bridge
+
 	// Security holds the authentication options when PerListenerSettings is
 	// false.
 	Security Security

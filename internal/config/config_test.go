@@ -94,7 +94,7 @@ func TestParseCases(t *testing.T) {
 		{
 			name:    "bridge option without connection",
 			conf:    "listener 1883\nbridge_cafile /ca\n",
-			wantErr: "t.conf:2: bridge_cafile: bridges are not supported yet",
+			wantErr: "t.conf:2: bridge_cafile: this bridge option needs a `connection NAME` line before it",
 		},
 	}
 	for _, tt := range tests {

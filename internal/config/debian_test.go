@@ -75,7 +75,8 @@ var optionLine = regexp.MustCompile(`^#([a-z_0-9.]+) +(\S.*)$`)
 // uncommentExample uncomments every "#option value" line of the example
 // whose value is meant literally. Kept commented, and why:
 //   - bridge options (connection, address, topic, bridge_*, cleansession,
-//     ...): bridges are not supported yet, and are refused with an error;
+//     ...): uncommented, they would start a bridge to the example's
+//     placeholder host;
 //   - lines whose value is a placeholder such as "<name>" or "<host>";
 //   - options written without a value ("#pid_file", "#listener"): there is
 //     nothing to uncomment.

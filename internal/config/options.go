@@ -545,32 +545,6 @@ func (p *parser) pluginOption(ln *Line) {
 	}
 }
 
-// bridgeOptions are the options of Mosquitto's bridge blocks.
-var bridgeOptions = []string{
-	"address", "addresses", "cleansession", "clientid", "connection", "idle_timeout",
-	"keepalive_interval", "local_cleansession", "local_clientid", "local_password",
-	"local_username", "notification_topic", "notifications", "notifications_local_only",
-	"password", "remote_clientid", "remote_password", "remote_username", "restart_timeout",
-	"round_robin", "start_type", "threshold", "topic", "try_private", "username",
-}
-
-func isBridgeOption(name string) bool {
-	return strings.HasPrefix(name, "bridge_") || slices.Contains(bridgeOptions, name)
-}
-
-// bridgeOption refuses bridges with one error per `connection` block; the
-// block's other lines belong to the refused bridge and are not repeated.
-func (p *parser) bridgeOption(ln *Line) {
-	if ln.Name == "connection" {
-		p.inBridge = true
-		p.errorf(ln, "bridges are not supported yet: remove the bridge %q (this line and its bridge options) to start mamori", ln.Rest.Text)
-		return
-	}
-	if !p.inBridge {
-		p.errorf(ln, "bridges are not supported yet (and this bridge option has no `connection` line before it)")
-	}
-}
-
 // suggest returns the known option closest to name, if it is close enough
 // to be a typo.
 func suggest(name string) string {

@@ -63,9 +63,9 @@ type parser struct {
 
 	// Per-file state, as in Mosquitto where each file starts again with the
 	// default listener and no open bridge or plugin.
-	cur      *Listener
-	inBridge bool
-	plugin   bool
+	cur    *Listener
+	bridge *bridgeState // the open `connection` block, if any
+	plugin bool
 
 	logDestSet, logTypeSet bool // the first log_dest/log_type replaces the default
 
@@ -111,10 +111,11 @@ func (p *parser) file(name string, data []byte, level int) {
 	p.cfg.Files = append(p.cfg.Files, name)
 	lines, errs := Lex(name, data)
 	p.errs = append(p.errs, errs...)
-	p.cur, p.inBridge, p.plugin = p.def, false, false
+	p.cur, p.bridge, p.plugin = p.def, nil, false
 	for i := range lines {
 		p.line(&lines[i], level)
 	}
+	p.endBridge()
 }
 
 func (p *parser) line(ln *Line, level int) {
@@ -175,7 +176,7 @@ func (p *parser) includeDir(ln *Line, level int) {
 	}
 	slices.SortFunc(names, compareIncludeNames)
 	mainAbs, _ := filepath.Abs(p.main)
-	cur, inBridge, plugin := p.cur, p.inBridge, p.plugin
+	cur, bridge, plugin := p.cur, p.bridge, p.plugin
 	for _, n := range names {
 		path := filepath.Join(dir, n)
 		if abs, _ := filepath.Abs(path); abs == mainAbs {
@@ -192,7 +193,7 @@ func (p *parser) includeDir(ln *Line, level int) {
 	}
 	// Back in the main file: its current listener, bridge and plugin
 	// blocks continue where they were.
-	p.cur, p.inBridge, p.plugin = cur, inBridge, plugin
+	p.cur, p.bridge, p.plugin = cur, bridge, plugin
 }
 
 // compareIncludeNames orders file names as Mosquitto documents for

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/mamori-mqtt/mamori/internal/bridge"
 	"github.com/mamori-mqtt/mamori/internal/broker"
 	"github.com/mamori-mqtt/mamori/internal/tlsconf"
 )
@@ -24,9 +25,10 @@ type Registry struct {
 	reg   *prometheus.Registry
 	ready atomic.Bool
 
-	mu  sync.Mutex
-	tls map[string]*tlsconf.Server // by listener name
-	psk map[string]*tlsconf.Stats  // TLS-PSK listeners' counters, by listener name
+	mu      sync.Mutex
+	tls     map[string]*tlsconf.Server // by listener name
+	psk     map[string]*tlsconf.Stats  // TLS-PSK listeners' counters, by listener name
+	bridges map[string]*bridge.Stats   // by connection name
 }
 
 // New registers the broker's metrics (and the Go runtime's) in a new

@@ -6,10 +6,15 @@ import "bytes"
 type Connect struct {
 	ProtocolName []byte // "MQTT" or, for 3.1, "MQIsdp"
 	Version      Version
-	CleanStart   bool // "clean session" before MQTT 5
-	KeepAlive    uint16
-	Props        Properties
-	ClientID     []byte
+	// Bridge is the high bit of the protocol level that Mosquitto's bridges
+	// set with try_private (0x83, 0x84): the client is a bridge, so the
+	// server applies no-local and retain-as-published to its subscriptions.
+	// Version holds the level without that bit.
+	Bridge     bool
+	CleanStart bool // "clean session" before MQTT 5
+	KeepAlive  uint16
+	Props      Properties
+	ClientID   []byte
 
 	WillFlag    bool
 	WillQoS     byte
@@ -46,6 +51,10 @@ func (c *Connect) Decode(body []byte) error {
 	lvl, err := r.u8()
 	if err != nil {
 		return err
+	}
+	if lvl == 0x83 || lvl == 0x84 {
+		c.Bridge = true
+		lvl &^= 0x80
 	}
 	c.Version = Version(lvl)
 	switch {
@@ -153,7 +162,11 @@ func (c *Connect) Append(dst []byte, _ Version) []byte {
 	}
 	dst = AppendHeader(dst, CONNECT, 0, n)
 	dst = appendBin(dst, name)
-	dst = append(dst, byte(v))
+	if c.Bridge {
+		dst = append(dst, byte(v)|0x80)
+	} else {
+		dst = append(dst, byte(v))
+	}
 	var f byte
 	if c.CleanStart {
 		f |= 0x02

@@ -23,6 +23,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/mamori-mqtt/mamori/internal/auth"
+	"github.com/mamori-mqtt/mamori/internal/bridge"
 	"github.com/mamori-mqtt/mamori/internal/broker"
 	"github.com/mamori-mqtt/mamori/internal/config"
 	"github.com/mamori-mqtt/mamori/internal/listener"
@@ -169,6 +170,7 @@ type server struct {
 	b         *broker.Broker
 	listeners []*running // one per cfg.Listeners entry, same order
 	serving   sync.WaitGroup
+	bridges   []*bridge.Bridge
 }
 
 // running is one configured listener and what serves it.
@@ -268,9 +270,23 @@ func (s *server) run(status *daemonStatus) int {
 	if s.cfg.Persistence.Enabled {
 		log.Warn("persistence: mamori does not save its state to disk yet; retained messages and persistent sessions are kept in memory and lost on restart")
 	}
+	// Bridges are built (their TLS files read) before anything is served,
+	// so a broken bridge stops the start like any other configuration error.
+	for _, bc := range s.cfg.Bridges {
+		br, err := bridge.New(bridgeOptions(s.cfg, bc, b, log))
+		if err != nil {
+			log.Error("Error: " + err.Error())
+			s.closeAll()
+			return 1
+		}
+		s.bridges = append(s.bridges, br)
+	}
 	var reg *metrics.Registry
 	if s.cfg.MetricsListener.IsSet() {
 		reg = metrics.New(b)
+		for _, br := range s.bridges {
+			reg.AddBridge(br.Name(), br.Stats())
+		}
 		for _, r := range s.listeners {
 			if r.tls != nil {
 				reg.AddTLS(r.bl.Name, r.tls)
@@ -317,6 +333,12 @@ func (s *server) run(status *daemonStatus) int {
 	s.serve()
 	stopWatch := watchPSKFiles(pskFiles(s.cfg), sigs, log)
 	defer stopWatch()
+	// Bridges start once the listeners accept clients, as in Mosquitto.
+	for _, br := range s.bridges {
+		if err := br.Start(); err != nil {
+			log.Error("Error: " + err.Error())
+		}
+	}
 	log.Info(fmt.Sprintf("mamori version %s running", Version))
 	if reg != nil {
 		reg.SetReady(true)
@@ -480,6 +502,9 @@ func (s *server) serve() {
 // closeAll stops accepting, disconnects every client (MQTT 5 clients get
 // DISCONNECT 0x8B, server shutting down) and waits for all goroutines.
 func (s *server) closeAll() {
+	for _, br := range s.bridges {
+		br.Close()
+	}
 	for _, r := range s.listeners {
 		if r.ws != nil {
 			r.ws.Close()
@@ -658,6 +683,20 @@ func listenerName(l *config.Listener) string {
 		return l.UnixPath
 	}
 	return strconv.Itoa(l.Port)
+}
+
+// bridgeOptions are one bridge's settings; its queue limits are the
+// broker's (Mosquitto queues a bridge's messages like a client's).
+func bridgeOptions(cfg *config.Config, bc *config.Bridge, b *broker.Broker, log *slog.Logger) bridge.Options {
+	return bridge.Options{
+		Config:         bc,
+		Broker:         b,
+		Logger:         log,
+		MaxInflight:    cfg.Limits.MaxInflightMessages,
+		MaxQueued:      cfg.Limits.MaxQueuedMessages,
+		MaxQueuedBytes: int(cfg.Limits.MaxQueuedBytes),
+		QueueQoS0:      cfg.QueueQoS0Messages,
+	}
 }
 
 func brokerOptions(cfg *config.Config, log *slog.Logger) broker.Options {
