@@ -133,9 +133,11 @@ func TestBrokenReloadKeepsRunningConfiguration(t *testing.T) {
 	b.WaitLine(fmt.Sprintf(`mamori.conf:%d: unknown option "no_such_option"`, lines+1))
 	stillRuns("bad-option")
 
-	// 2. A malformed password file.
+	// 2. A password file that cannot be loaded: a user defined twice (a
+	// malformed line is only skipped with a warning, as in Mosquitto).
 	writeFile(t, b.Conf, good)
-	writeFile(t, pw, string(mustRead(t, pw))+"this line has no colon\n")
+	entry := string(mustRead(t, pw))
+	writeFile(t, pw, entry+entry)
 	reload()
 	b.WaitLine(pw + ":2:")
 	stillRuns("bad-passwd")

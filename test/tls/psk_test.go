@@ -379,7 +379,11 @@ func TestPSKBrokerKeyLog(t *testing.T) {
 	brokerLog := filepath.Join(dir, "broker-keys.log")
 	b := brokertest.StartBroker(t, brokertest.BrokerConfig{Bin: mamoriBin, Dir: dir, Args: []string{"-v", "--tls-keylog", brokerLog},
 		Conf: func(port int) string {
-			return tlsListener(port, "psk_hint h", "psk_file "+pskFile, "allow_anonymous true")
+			conf := tlsListener(port, "psk_hint h", "psk_file "+pskFile, "allow_anonymous true")
+			if os.Geteuid() == 0 {
+				conf += "user root\n" // the test's 0600 files stay readable, as in startBroker
+			}
+			return conf
 		}})
 	b.WaitLine("--tls-keylog: the TLS secrets of every connection are written to")
 	clientLog := filepath.Join(dir, "client-keys.log")
