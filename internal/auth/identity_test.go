@@ -90,8 +90,11 @@ func TestPSKFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if k, ok := p.Key("id1"); !ok || string(k) != "\xab\x12" {
-		t.Errorf("id1 key = %x (leading zero bytes are dropped as Mosquitto does)", k)
+	if k, ok := p.Key("id1"); !ok || string(k) != "\x00\xab\x12" {
+		// Debian's mosquitto 2.0.11 and its clients keep leading zero
+		// bytes (checked against the real programs in test/broker
+		// TestHandshakeLockout/psk, whose key starts with 00).
+		t.Errorf("id1 key = %x, want 00ab12 (leading zero bytes are part of the key)", k)
 	}
 	if k, _ := p.Key("id2"); string(k) != "\xde\xad\xbe\xef" {
 		t.Errorf("id2 key = %x", k)

@@ -64,8 +64,9 @@ func ParsePSKFile(name string, data []byte) (*PSKFile, error) {
 		if err != nil {
 			return nil, perr("identity %q: key is not hexadecimal", id)
 		}
-		k = bytes.TrimLeft(k, "\x00")
-		if len(k) == 0 {
+		// Leading zero bytes are part of the key: Mosquitto 2.0 keeps them
+		// (and so do OpenSSL's and GnuTLS's clients).
+		if len(bytes.TrimLeft(k, "\x00")) == 0 {
 			return nil, perr("identity %q: key is zero", id)
 		}
 		if _, dup := p.keys[id]; dup {

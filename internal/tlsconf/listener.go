@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/netip"
 	"strings"
@@ -133,19 +134,7 @@ func (s *Server) handshakeFailed(tc *tls.Conn, err error) {
 	if reason == ReasonClosed && s.ctx.Err() != nil {
 		return // the listener is closing
 	}
-	switch s.failLog.allow(addrKey(tc.RemoteAddr()), time.Now()) {
-	case logQuiet:
-		return
-	case logLast:
-		s.log.Warn(fmt.Sprintf("%s: TLS handshakes from %s keep failing: more than %d in a minute; the rest of this minute's failures from there are counted but not logged",
-			s.name, addrString(addrKey(tc.RemoteAddr())), failLogPerMinute))
-		return
-	}
-	sni := "no SNI"
-	if n := tc.ConnectionState().ServerName; n != "" {
-		sni = fmt.Sprintf("SNI %q", n)
-	}
-	s.log.Warn(fmt.Sprintf("%s: TLS handshake failed: client %s, %s: %s: %s", s.name, tc.RemoteAddr(), sni, reason, why))
+	s.failLog.log(s.log, s.name, "TLS", tc.RemoteAddr(), tc.ConnectionState().ServerName, reason, why)
 }
 
 // failLogPerMinute is how many failed handshakes from one address are
@@ -164,6 +153,25 @@ const (
 	logLast             // the line that says the rest is not logged
 	logQuiet            // counted only
 )
+
+// log writes the line for one failed handshake of kind ("TLS",
+// "TLS-PSK") from addr, unless addr has had its share of lines this
+// minute.
+func (f *failLimiter) log(log *slog.Logger, name, kind string, addr net.Addr, serverName, reason, why string) {
+	switch f.allow(addrKey(addr), time.Now()) {
+	case logQuiet:
+		return
+	case logLast:
+		log.Warn(fmt.Sprintf("%s: %s handshakes from %s keep failing: more than %d in a minute; the rest of this minute's failures from there are counted but not logged",
+			name, kind, addrString(addrKey(addr)), failLogPerMinute))
+		return
+	}
+	sni := "no SNI"
+	if serverName != "" {
+		sni = fmt.Sprintf("SNI %q", serverName)
+	}
+	log.Warn(fmt.Sprintf("%s: %s handshake failed: client %s, %s: %s: %s", name, kind, addr, sni, reason, why))
+}
 
 // failLimiter rations handshake-failure log lines per address and minute.
 type failLimiter struct {
@@ -217,9 +225,41 @@ func (s *Server) NewListener(inner net.Listener) net.Listener {
 }
 
 func (s *Server) newListener(inner net.Listener, maxTotal, maxPerAddr int) net.Listener {
-	ctx, cancel := context.WithCancel(s.ctx)
-	l := &listener{Listener: inner, s: s, ctx: ctx, cancel: cancel,
+	return newHandshakeListener(s.ctx, inner, s, maxTotal, maxPerAddr)
+}
+
+// handshake implements handshaker.
+func (s *Server) handshake(ctx context.Context, c net.Conn) (net.Conn, error) {
+	tc := tls.Server(c, s.base)
+	return tc, tc.HandshakeContext(ctx)
+}
+
+// failed implements handshaker.
+func (s *Server) failed(c net.Conn, err error) { s.handshakeFailed(c.(*tls.Conn), err) }
+
+// common implements handshaker.
+func (s *Server) common() (string, *slog.Logger, *Stats, time.Duration) {
+	return s.name, s.log, s.stats, s.o.HandshakeTimeout
+}
+
+// handshaker is one kind of TLS server (certificates, or TLS-PSK) as the
+// handshaking listener drives it.
+type handshaker interface {
+	// handshake runs the server side of the handshake on c and returns
+	// the connection that wraps it, on failure too (to be closed).
+	handshake(ctx context.Context, c net.Conn) (net.Conn, error)
+	// failed logs and counts a failed handshake.
+	failed(c net.Conn, err error)
+	// common returns the listener's name, log, counters and handshake
+	// timeout.
+	common() (name string, log *slog.Logger, stats *Stats, timeout time.Duration)
+}
+
+func newHandshakeListener(parent context.Context, inner net.Listener, hs handshaker, maxTotal, maxPerAddr int) net.Listener {
+	ctx, cancel := context.WithCancel(parent)
+	l := &listener{Listener: inner, hs: hs, ctx: ctx, cancel: cancel,
 		ready: make(chan accepted), pend: newPending(maxTotal, maxPerAddr)}
+	l.name, l.log, l.stats, l.timeout = hs.common()
 	l.wg.Add(1)
 	go l.acceptLoop()
 	return l
@@ -230,15 +270,21 @@ type accepted struct {
 	err error
 }
 
+// listener runs the handshakes of the connections inner accepts, bounded
+// per address (see maxPendingPerAddr), and hands over those that succeed.
 type listener struct {
 	net.Listener
-	s      *Server
-	ctx    context.Context
-	cancel context.CancelFunc
-	ready  chan accepted
-	pend   *pending
-	wg     sync.WaitGroup
-	once   sync.Once
+	hs      handshaker
+	name    string
+	log     *slog.Logger
+	stats   *Stats
+	timeout time.Duration
+	ctx     context.Context
+	cancel  context.CancelFunc
+	ready   chan accepted
+	pend    *pending
+	wg      sync.WaitGroup
+	once    sync.Once
 }
 
 // Accept returns the next connection whose handshake succeeded, or the
@@ -283,13 +329,13 @@ func (l *listener) acceptLoop() {
 			}
 			continue
 		}
-		ctx, cancel := context.WithTimeout(l.ctx, l.s.o.HandshakeTimeout)
+		ctx, cancel := context.WithTimeout(l.ctx, l.timeout)
 		p, evicted := l.pend.add(c.RemoteAddr(), cancel)
 		for _, e := range evicted {
-			l.s.stats.Failures[ReasonBusy].Add(1)
+			l.stats.Failures[ReasonBusy].Add(1)
 			if e.first {
-				l.s.log.Warn(fmt.Sprintf("%s: too many TLS handshakes in progress from %s (more than %d): the oldest ones are closed to make room; this address may be flooding the listener",
-					l.s.name, addrString(e.key), e.limit))
+				l.log.Warn(fmt.Sprintf("%s: too many TLS handshakes in progress from %s (more than %d): the oldest ones are closed to make room; this address may be flooding the listener",
+					l.name, addrString(e.key), e.limit))
 			}
 		}
 		l.wg.Add(1)
@@ -299,21 +345,25 @@ func (l *listener) acceptLoop() {
 
 func (l *listener) handshake(ctx context.Context, c net.Conn, p *pendingConn) {
 	defer l.wg.Done()
-	tc := tls.Server(c, l.s.base)
-	err := tc.HandshakeContext(ctx)
+	tc, err := l.hs.handshake(ctx, c)
 	evicted := l.pend.done(p)
 	p.cancel()
 	if err != nil {
 		if !evicted {
-			l.s.handshakeFailed(tc, err)
+			l.hs.failed(tc, err)
 		}
 		tc.Close()
 		return
 	}
-	l.s.stats.Handshakes.Add(1)
+	l.stats.Handshakes.Add(1)
 	select {
 	case l.ready <- accepted{c: tc}:
 	case <-l.ctx.Done():
 		tc.Close()
 	}
 }
+
+var (
+	_ handshaker = (*Server)(nil)
+	_ handshaker = (*PSKServer)(nil)
+)

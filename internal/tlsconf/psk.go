@@ -28,7 +28,7 @@ const (
 )
 
 var pskReasons = []string{ReasonUnknownIdentity, ReasonWrongKey, ReasonVersion, ReasonNoCipher,
-	ReasonNotTLS, ReasonTimeout, ReasonClosed, ReasonOther}
+	ReasonNotTLS, ReasonTimeout, ReasonClosed, ReasonBusy, ReasonOther}
 
 // PSKOptions configure a TLS-PSK listener (one with psk_hint).
 type PSKOptions struct {
@@ -55,6 +55,7 @@ type PSKServer struct {
 	log     *slog.Logger
 	timeout time.Duration
 	stats   *Stats
+	failLog failLimiter // rations handshake-failure lines per address
 
 	mu   sync.RWMutex
 	keys *auth.PSKFile
@@ -231,100 +232,30 @@ func classifyPSK(err error) (reason, why string) {
 
 // NewListener wraps inner so that Accept returns *tlspsk.Conn connections
 // whose handshake succeeded; each handshake runs in its own goroutine
-// under the timeout, and a failure is logged once with the client's
-// address and the reason, counted, and never reaches the broker.
+// under the timeout, bounded per client address as on certificate
+// listeners, and a failure is logged (rationed per address) with the
+// client's address and the reason, counted, and never reaches the broker.
 func (s *PSKServer) NewListener(inner net.Listener) net.Listener {
-	ctx, cancel := context.WithCancel(s.ctx)
-	l := &pskListener{Listener: inner, s: s, ctx: ctx, cancel: cancel,
-		ready: make(chan accepted), sem: make(chan struct{}, maxPendingHandshakes)}
-	l.wg.Add(1)
-	go l.acceptLoop()
-	return l
+	return newHandshakeListener(s.ctx, inner, s, maxPendingHandshakes, maxPendingPerAddr)
 }
 
-type pskListener struct {
-	net.Listener
-	s      *PSKServer
-	ctx    context.Context
-	cancel context.CancelFunc
-	ready  chan accepted
-	sem    chan struct{}
-	wg     sync.WaitGroup
-	once   sync.Once
+// handshake implements handshaker.
+func (s *PSKServer) handshake(ctx context.Context, c net.Conn) (net.Conn, error) {
+	pc := tlspsk.Server(c, s.cfg.Load())
+	return pc, pc.HandshakeContext(ctx)
 }
 
-func (l *pskListener) Accept() (net.Conn, error) {
-	select {
-	case a := <-l.ready:
-		return a.c, a.err
-	case <-l.ctx.Done():
-		return nil, net.ErrClosed
+// failed implements handshaker.
+func (s *PSKServer) failed(c net.Conn, err error) {
+	reason, why := classifyPSK(err)
+	s.stats.Failures[reason].Add(1)
+	if reason == ReasonClosed && s.ctx.Err() != nil {
+		return // the listener is closing
 	}
+	s.failLog.log(s.log, s.name, "TLS-PSK", c.RemoteAddr(), c.(*tlspsk.Conn).ServerName(), reason, why)
 }
 
-func (l *pskListener) Close() error {
-	var err error
-	l.once.Do(func() {
-		l.cancel()
-		err = l.Listener.Close()
-		l.wg.Wait()
-	})
-	return err
-}
-
-func (l *pskListener) acceptLoop() {
-	defer l.wg.Done()
-	for {
-		select {
-		case l.sem <- struct{}{}:
-		case <-l.ctx.Done():
-			return
-		}
-		c, err := l.Listener.Accept()
-		if err != nil {
-			<-l.sem
-			if l.ctx.Err() != nil {
-				return
-			}
-			select {
-			case l.ready <- accepted{err: err}:
-			case <-l.ctx.Done():
-				return
-			}
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			continue
-		}
-		l.wg.Add(1)
-		go l.handshake(c)
-	}
-}
-
-func (l *pskListener) handshake(c net.Conn) {
-	defer l.wg.Done()
-	pc := tlspsk.Server(c, l.s.cfg.Load())
-	ctx, cancel := context.WithTimeout(l.ctx, l.s.timeout)
-	err := pc.HandshakeContext(ctx)
-	cancel()
-	<-l.sem
-	if err != nil {
-		reason, why := classifyPSK(err)
-		l.s.stats.Failures[reason].Add(1)
-		if !(reason == ReasonClosed && l.ctx.Err() != nil) {
-			sni := "no SNI"
-			if n := pc.ServerName(); n != "" {
-				sni = fmt.Sprintf("SNI %q", n)
-			}
-			l.s.log.Warn(fmt.Sprintf("%s: TLS-PSK handshake failed: client %s, %s: %s: %s", l.s.name, c.RemoteAddr(), sni, reason, why))
-		}
-		c.Close()
-		return
-	}
-	l.s.stats.Handshakes.Add(1)
-	select {
-	case l.ready <- accepted{c: pc}:
-	case <-l.ctx.Done():
-		pc.Close()
-	}
+// common implements handshaker.
+func (s *PSKServer) common() (string, *slog.Logger, *Stats, time.Duration) {
+	return s.name, s.log, s.stats, s.timeout
 }

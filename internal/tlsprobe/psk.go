@@ -65,9 +65,9 @@ func PSKConfig(o ClientOptions, host string) (*tlspsk.Config, error) {
 // isIP: SNI carries host names only (RFC 6066 §3).
 func isIP(s string) bool { return net.ParseIP(s) != nil }
 
-// ParsePSKHex decodes a --psk key the way mosquitto's clients do (through
-// an OpenSSL BIGNUM): an odd number of digits is allowed and leading zero
-// bytes are dropped, so both ends of a mosquitto setup agree on the key.
+// ParsePSKHex decodes a --psk key the way mosquitto 2.0's clients do: an
+// odd number of digits is allowed, and leading zero bytes are kept (part
+// of the key, as for Mosquitto's broker and OpenSSL's s_client).
 func ParsePSKHex(s string) ([]byte, error) {
 	s = strings.TrimSpace(s)
 	if len(s)%2 == 1 {
@@ -77,8 +77,7 @@ func ParsePSKHex(s string) ([]byte, error) {
 	if err != nil {
 		return nil, errors.New("--psk: the key must be hexadecimal (such as 1a2b3c...)")
 	}
-	k = bytes.TrimLeft(k, "\x00")
-	if len(k) == 0 {
+	if len(bytes.TrimLeft(k, "\x00")) == 0 {
 		return nil, errors.New("--psk: the key is empty or zero")
 	}
 	return k, nil

@@ -49,7 +49,8 @@ func stillOpen(c net.Conn) bool {
 
 // TestHandshakeLockout (issue 20, item 3): silent connections that never
 // start a TLS handshake — more from one address than the old listener-wide
-// limit of 256 — must not keep a real client out of a TLS or WSS listener.
+// limit of 256 — must not keep a real client out of a TLS, WSS or TLS-PSK
+// listener.
 // Eight "witness" connections from 127.0.0.2 are opened first: under the
 // old limit they held the first slots, so a real client could only get in
 // once they had timed out. Here the real client must complete its
@@ -61,25 +62,33 @@ func TestHandshakeLockout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, wss := range []bool{false, true} {
-		name := "tls"
-		if wss {
-			name = "wss"
-		}
+	pskFile := filepath.Join(t.TempDir(), "psk")
+	if err := os.WriteFile(pskFile, []byte("dev1:00112233445566778899aabbccddeeff\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"tls", "wss", "psk"} {
+		wss, psk := name == "wss", name == "psk"
 		t.Run(name, func(t *testing.T) {
 			b := startBroker(t, func(port int) string {
-				proto := ""
-				if wss {
-					proto = "protocol websockets\n"
+				switch {
+				case psk:
+					return fmt.Sprintf("listener %d 127.0.0.1\npsk_hint h\npsk_file %s\nallow_anonymous true\n", port, pskFile)
+				case wss:
+					return fmt.Sprintf("listener %d 127.0.0.1\nprotocol websockets\ncertfile %s\nkeyfile %s\nallow_anonymous true\n",
+						port, loc.CertFile, loc.KeyFile)
 				}
-				return fmt.Sprintf("listener %d 127.0.0.1\n%scertfile %s\nkeyfile %s\nallow_anonymous true\n",
-					port, proto, loc.CertFile, loc.KeyFile)
+				return fmt.Sprintf("listener %d 127.0.0.1\ncertfile %s\nkeyfile %s\nallow_anonymous true\n",
+					port, loc.CertFile, loc.KeyFile)
 			})
 			witnesses := silentConns(t, b.Addr(), "127.0.0.2", 8)
 			silentConns(t, b.Addr(), "127.0.0.1", 300)
 			silentConns(t, b.Addr(), "127.0.0.3", 50)
 
-			if wss {
+			switch {
+			case psk:
+				mosquittoPub(t, "-h", "127.0.0.1", "-p", b.PortString(), "--psk", "00112233445566778899aabbccddeeff",
+					"--psk-identity", "dev1", "-i", "real", "-q", "1", "-t", "lockout/1", "-m", "in")
+			case wss:
 				pool := x509.NewCertPool()
 				if !pool.AppendCertsFromPEM(mustRead(t, loc.CAFile)) {
 					t.Fatal("no CA certificate")
@@ -91,7 +100,7 @@ func TestHandshakeLockout(t *testing.T) {
 				c.subscribe("lockout/#")
 				c.publish("lockout/1", "in")
 				c.expect("lockout/1", "in")
-			} else {
+			default:
 				mosquittoPub(t, "-h", "127.0.0.1", "-p", b.PortString(), "--cafile", loc.CAFile,
 					"-i", "real", "-q", "1", "-t", "lockout/1", "-m", "in")
 			}
